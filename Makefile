@@ -1,0 +1,42 @@
+# Headjack image factory. `make help` lists the targets.
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+HJK     := $(BIN)/hjk-images
+PYTEST  := $(BIN)/pytest
+
+.DEFAULT_GOAL := help
+.PHONY: help setup images test test-unit test-docker test-e2e lint bench ci-local clean
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+setup: ## Install and start the toolchain (engine, buildx, QEMU, registry server) and the virtualenv
+	@bash scripts/setup-host.sh
+
+images: setup ## The main job: build, test and push every variant (embedded registry unless REGISTRY=...)
+	$(HJK) release $(if $(REGISTRY),--registry $(REGISTRY))
+
+test: setup ## Every test tier: unit, docker (fixture images, both platforms) and end-to-end
+	$(PYTEST) -m "not docker and not slow" -q
+	$(PYTEST) -m "docker and not slow" -q
+	$(PYTEST) -m "slow" -q
+
+test-unit: ## Fast tier: no Docker engine needed
+	$(PYTEST) -m "not docker and not slow" -q
+
+test-docker: ## Docker tier: small fixture variants, amd64 and arm64, against a real registry
+	$(PYTEST) -m "docker and not slow" -q
+
+test-e2e: ## End-to-end tier on the real variants
+	$(PYTEST) -m "slow" -q
+
+lint: ## ruff, mypy --strict, and hadolint/yamllint on the rendered Dockerfiles and variants
+	$(BIN)/ruff check builder tests
+	$(BIN)/mypy
+	$(HJK) lint
+
+bench: setup ## Benchmarks: cold build vs bake, no-op rebuild, one-leaf change, sizes
+	$(BIN)/python bench/build_bench.py
+
+clean: ## Remove the virtualenv and build outputs (state under ~/.local/state is kept)
+	rm -rf $(VENV) out build *.egg-info

@@ -1,0 +1,168 @@
+"""Factory settings: registry, namespace, root image, platforms, tags.
+
+`factory.yaml` at the project root holds the defaults; a team's overlay file
+(`--config FILE` or HJK_CONFIG) is merged over it key by key, so a fork never
+edits the project's own files.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from builder.errors import FactoryError
+from builder.loading import describe_validation_error, read_yaml
+
+CONFIG_FILE = "factory.yaml"
+CONFIG_ENV = "HJK_CONFIG"
+
+SUPPORTED_PLATFORMS = ("linux/amd64", "linux/arm64")
+
+
+def check_platform(value: str) -> str:
+    if value not in SUPPORTED_PLATFORMS:
+        raise ValueError(f"unsupported platform '{value}' (expected one of {', '.join(SUPPORTED_PLATFORMS)})")
+    return value
+
+
+Platform = Annotated[str, AfterValidator(check_platform)]
+
+
+def arch_of(platform: str) -> str:
+    """'linux/arm64' -> 'arm64': Debian's and Docker's TARGETARCH names agree for ours."""
+    return platform.split("/")[1]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RootBootstrap(Strict):
+    """A minimal Debian root made from packages with mmdebstrap, for hosts that can't pull."""
+
+    suite: str = "trixie"
+    mirror: str = "http://deb.debian.org/debian"
+    packages: list[str] = Field(default_factory=list)
+    repository: str = "root"
+
+
+class RootConfig(Strict):
+    """Where the variants' root OS image comes from: bootstrapped, or an ordinary reference."""
+
+    source: Literal["bootstrap", "reference"] = "bootstrap"
+    reference: str | None = None
+    bootstrap: RootBootstrap = Field(default_factory=RootBootstrap)
+
+    @model_validator(mode="after")
+    def _reference_given(self) -> RootConfig:
+        if self.source == "reference" and not self.reference:
+            raise ValueError("source 'reference' needs root.reference (e.g. debian:trixie-slim)")
+        return self
+
+
+class EmbeddedRegistryConfig(Strict):
+    port: int = Field(5000, ge=1, le=65535)
+
+
+class FactoryConfig(Strict):
+    registry: str | None = None
+    """Registry host (ghcr.io, localhost:5000...). None: the embedded local registry."""
+    namespace: str = "gilmanlab"
+    image: str = "headjack"
+    platforms: list[Platform] = Field(default_factory=lambda: list(SUPPORTED_PLATFORMS))
+    root: RootConfig = Field(default_factory=RootConfig)
+    embedded_registry: EmbeddedRegistryConfig = Field(default_factory=EmbeddedRegistryConfig)
+    variants_dir: str = "variants"
+    ca_bundle: str | None = None
+    """Extra CA certificates for RUN steps that fetch over HTTPS; passed as a build secret."""
+    ca_in_image: bool = False
+    """Also install the extra CA into the image (off: it never reaches a layer)."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    source_url: str = "https://github.com/gilmanlab/headjack-images"
+    license: str = "MIT"
+
+
+def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in overlay.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _has_key(data: dict[str, Any], loc: tuple[Any, ...]) -> bool:
+    node: Any = data
+    for item in loc:
+        if isinstance(node, dict) and item in node:
+            node = node[item]
+        elif isinstance(node, list) and isinstance(item, int) and item < len(node):
+            node = node[item]
+        else:
+            return False
+    return True
+
+
+def find_project_dir(start: Path | None = None) -> Path:
+    """The folder holding factory.yaml: HJK_PROJECT_DIR, else the nearest one upwards."""
+    env = os.environ.get("HJK_PROJECT_DIR")
+    if env:
+        return Path(env).resolve()
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file():
+            return folder
+    packaged = Path(__file__).resolve().parent.parent
+    if (packaged / CONFIG_FILE).is_file():
+        return packaged
+    raise FactoryError(f"no {CONFIG_FILE} found in {here} or above: run from the project folder")
+
+
+class Settings(BaseModel):
+    """Validated config plus where it came from (files resolve relative to these)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    config: FactoryConfig
+    project_dir: Path
+    overlay_path: Path | None = None
+
+    @property
+    def variants_dir(self) -> Path:
+        base = self.overlay_path.parent if self.overlay_path and self._overlay_sets("variants_dir") else self.project_dir
+        return (base / self.config.variants_dir).resolve()
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.project_dir / "dockerfiles"
+
+    @property
+    def ca_bundle(self) -> Path | None:
+        if not self.config.ca_bundle:
+            return None
+        base = self.overlay_path.parent if self.overlay_path and self._overlay_sets("ca_bundle") else self.project_dir
+        return (base / self.config.ca_bundle).resolve()
+
+    def _overlay_sets(self, key: str) -> bool:
+        return self.overlay_path is not None and key in read_yaml(self.overlay_path)
+
+
+def load_settings(overlay: Path | None = None, project_dir: Path | None = None) -> Settings:
+    project = project_dir or find_project_dir()
+    base_path = project / CONFIG_FILE
+    base = read_yaml(base_path)
+    if overlay is None and os.environ.get(CONFIG_ENV):
+        overlay = Path(os.environ[CONFIG_ENV])
+    extra = read_yaml(overlay) if overlay else {}
+    merged = _merge(base, extra)
+    try:
+        config = FactoryConfig.model_validate(merged)
+    except ValidationError as exc:
+        first = tuple(exc.errors()[0]["loc"])
+        blame = overlay if overlay and _has_key(extra, first) else base_path
+        raise FactoryError(describe_validation_error(blame, FactoryConfig, exc)) from None
+    return Settings(config=config, project_dir=project, overlay_path=overlay.resolve() if overlay else None)

@@ -1,0 +1,69 @@
+"""Questions asked of a registry about images: what an index holds, whether a tag exists.
+
+Goes through `docker buildx imagetools`, which uses the user's docker login and
+trusts localhost registries over plain http, so it works for GHCR and the
+embedded registry alike.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from builder import tools
+from builder.errors import FactoryError
+
+
+@dataclass(frozen=True)
+class IndexInfo:
+    reference: str
+    digest: str
+    media_type: str
+    platforms: dict[str, str] = field(default_factory=dict)
+    """platform ('linux/arm64') -> manifest digest; attestation manifests are left out."""
+
+
+def _platform_name(entry: dict[str, object]) -> str | None:
+    plat = entry.get("platform")
+    if not isinstance(plat, dict):
+        return None
+    os_name, arch = plat.get("os"), plat.get("architecture")
+    if os_name == "unknown" or arch == "unknown":
+        return None  # BuildKit attestation manifests
+    variant = plat.get("variant")
+    return f"{os_name}/{arch}" + (f"/{variant}" if variant and arch != "arm64" else "")
+
+
+def inspect(reference: str) -> IndexInfo:
+    """Digest and per-platform digests of REFERENCE; FactoryError naming it if it is absent."""
+    result = tools.run(
+        ["docker", "buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference],
+        check=False, timeout=120,
+    )
+    if result.returncode != 0:
+        reason = (result.stderr or result.stdout).strip().splitlines()
+        raise FactoryError(f"image {reference} can't be inspected: {reason[-1] if reason else 'unknown error'}")
+    manifest = json.loads(result.stdout)
+    platforms: dict[str, str] = {}
+    for entry in manifest.get("manifests") or []:
+        name = _platform_name(entry)
+        if name:
+            platforms[name] = entry["digest"]
+    return IndexInfo(
+        reference=reference, digest=manifest["digest"],
+        media_type=manifest.get("mediaType", ""), platforms=platforms,
+    )
+
+
+def exists(reference: str) -> bool:
+    try:
+        inspect(reference)
+    except FactoryError:
+        return False
+    return True
+
+
+def join_index(target: str, sources: list[str]) -> IndexInfo:
+    """Write one multi-platform index at TARGET from per-platform images (by digest)."""
+    tools.run(["docker", "buildx", "imagetools", "create", "-t", target, *sources], timeout=300)
+    return inspect(target)

@@ -1,0 +1,171 @@
+"""The embedded OCI registry: a real `registry` (distribution) process on 127.0.0.1.
+
+Pipeline commands given no registry use it, starting it when needed. Its data,
+config, log and pid live under the state folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder import state, tools
+from builder.config import Settings
+from builder.errors import FactoryError
+
+REGISTRY_BINARIES = ("docker-registry", "registry")
+
+
+def _http_get(url: str, timeout: float = 3.0) -> tuple[int, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - local http
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, b""
+
+
+def answers_v2(address: str) -> bool:
+    """True when an OCI distribution API answers at http://ADDRESS/v2/."""
+    try:
+        status, _ = _http_get(f"http://{address}/v2/", timeout=2)
+    except (OSError, urllib.error.URLError):
+        return False
+    return status in (200, 401)
+
+
+def catalog(address: str) -> dict[str, list[str]]:
+    """Repositories and their tags in a plain-http registry (the embedded one)."""
+    status, body = _http_get(f"http://{address}/v2/_catalog?n=1000")
+    if status != 200:
+        raise FactoryError(f"registry {address} refused the catalog request (HTTP {status})")
+    repos = json.loads(body).get("repositories") or []
+    result: dict[str, list[str]] = {}
+    for repo in repos:
+        status, body = _http_get(f"http://{address}/v2/{repo}/tags/list?n=1000")
+        tags = (json.loads(body).get("tags") or []) if status == 200 else []
+        result[repo] = sorted(tags)
+    return result
+
+
+@dataclass(frozen=True)
+class RegistryStatus:
+    address: str
+    running: bool
+    pid: int | None
+    ours: bool
+    data_dir: Path
+    log_path: Path
+
+
+class EmbeddedRegistry:
+    def __init__(self, port: int, root: Path | None = None) -> None:
+        self.port = port
+        self.root = root or state.subdir("registry", str(port))
+        self.data_dir = self.root / "data"
+        self.config_path = self.root / "config.yml"
+        self.log_path = self.root / "registry.log"
+        self.pid_path = self.root / "registry.pid"
+
+    @property
+    def address(self) -> str:
+        # `localhost:PORT` is trusted over plain http by Docker and BuildKit by default.
+        return f"localhost:{self.port}"
+
+    def _pid(self) -> int | None:
+        try:
+            pid = int(self.pid_path.read_text().strip())
+            os.kill(pid, 0)
+        except (OSError, ValueError):
+            return None
+        return pid
+
+    def status(self) -> RegistryStatus:
+        pid = self._pid()
+        return RegistryStatus(
+            address=self.address, running=answers_v2(self.address), pid=pid,
+            ours=pid is not None, data_dir=self.data_dir, log_path=self.log_path,
+        )
+
+    def _write_config(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.config_path.write_text(
+            "version: 0.1\n"
+            "log:\n  level: info\n"
+            "storage:\n"
+            f"  filesystem:\n    rootdirectory: {self.data_dir}\n"
+            "  delete:\n    enabled: true\n"
+            f"http:\n  addr: 127.0.0.1:{self.port}\n"
+        )
+
+    def _port_free(self) -> bool:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", self.port))
+            except OSError:
+                return False
+        return True
+
+    def up(self, timeout: float = 20.0) -> RegistryStatus:
+        if answers_v2(self.address):
+            return self.status()
+        if not self._port_free():
+            raise FactoryError(
+                f"port {self.port} on 127.0.0.1 is taken by a program that is not a registry: "
+                "free it or choose another port (embedded_registry.port in factory.yaml, or --port)"
+            )
+        binary = next((b for b in REGISTRY_BINARIES if shutil.which(b)), None)
+        if binary is None:
+            raise FactoryError(
+                "no registry server is installed (`docker-registry` or `registry`): run `make setup`"
+            )
+        self._write_config()
+        pid = tools.spawn([binary, "serve", str(self.config_path)], self.log_path)
+        self.pid_path.write_text(f"{pid}\n")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if answers_v2(self.address):
+                return self.status()
+            if self._pid() is None:
+                break
+            time.sleep(0.2)
+        tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-10:])
+        self.down()
+        raise FactoryError(f"the registry on {self.address} did not start; its log ends:\n{tail}")
+
+    def down(self) -> bool:
+        pid = self._pid()
+        if pid is None:
+            self.pid_path.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(50):
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                break
+            time.sleep(0.1)
+        else:
+            os.kill(pid, signal.SIGKILL)
+        self.pid_path.unlink(missing_ok=True)
+        return True
+
+
+def embedded(settings: Settings, port: int | None = None) -> EmbeddedRegistry:
+    return EmbeddedRegistry(port or settings.config.embedded_registry.port)
+
+
+def resolve_registry(settings: Settings, override: str | None) -> str:
+    """The registry a pipeline command pushes to: --registry, the config, or the embedded one."""
+    chosen = override or settings.config.registry
+    if chosen:
+        return chosen.rstrip("/")
+    return embedded(settings).up().address

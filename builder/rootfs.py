@@ -1,0 +1,159 @@
+"""The root OS image, made without a pull: a minimal Debian root per platform from
+Debian's packages (mmdebstrap), turned into FROM-scratch images and joined into one
+multi-arch index in the registry.
+
+Root file systems are cached under the state folder, keyed by everything that
+shapes them, and written under a temporary name first so an interrupted
+bootstrap never leaves an entry a later run would trust.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder import oci, state, tools
+from builder.config import RootBootstrap, Settings, arch_of
+from builder.errors import FactoryError
+
+# Left out of every root (and of later apt installs, since dpkg keeps the rule):
+# documentation nobody reads in an agent container. Copyright files stay.
+DPKG_OPTIONS = (
+    "path-exclude=/usr/share/doc/*",
+    "path-include=/usr/share/doc/*/copyright",
+    "path-exclude=/usr/share/man/*",
+    "path-exclude=/usr/share/info/*",
+)
+MMDEBSTRAP_VARIANT = "minbase"
+
+ROOT_DOCKERFILE = """\
+FROM scratch
+ADD rootfs.tar /
+CMD ["bash"]
+"""
+
+
+@dataclass(frozen=True)
+class RootfsTar:
+    arch: str
+    path: Path
+    cached: bool
+
+
+@dataclass(frozen=True)
+class RootImage:
+    reference: str
+    """The index tag, e.g. localhost:5000/gilmanlab/headjack-root:trixie."""
+    digest: str
+    platforms: dict[str, str]
+
+    @property
+    def pinned(self) -> str:
+        return f"{self.reference}@{self.digest}"
+
+
+def cache_key(boot: RootBootstrap, arch: str) -> str:
+    identity = {
+        "suite": boot.suite, "arch": arch, "mirror": boot.mirror,
+        "packages": sorted(boot.packages), "variant": MMDEBSTRAP_VARIANT,
+        "dpkg": list(DPKG_OPTIONS),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def root_repository(settings: Settings, registry: str) -> str:
+    cfg = settings.config
+    return f"{registry}/{cfg.namespace}/{cfg.image}-{cfg.root.bootstrap.repository}"
+
+
+def make_rootfs(boot: RootBootstrap, arch: str, cache_dir: Path, log_path: Path) -> RootfsTar:
+    """Return the cached root tarball for (suite, arch, packages, mirror), making it if needed."""
+    final = cache_dir / f"{boot.suite}-{arch}-{cache_key(boot, arch)}.tar"
+    if final.is_file():
+        return RootfsTar(arch, final, cached=True)
+    partial = final.with_name(f"{final.stem}.partial-{os.getpid()}.tar")
+    argv = [
+        "mmdebstrap", "--format=tar", f"--variant={MMDEBSTRAP_VARIANT}", f"--architectures={arch}",
+        *(f"--dpkgopt={opt}" for opt in DPKG_OPTIONS),
+        "--aptopt=Acquire::Languages \"none\"",
+    ]
+    if boot.packages:
+        argv.append("--include=" + ",".join(sorted(boot.packages)))
+    argv += [boot.suite, str(partial), boot.mirror]
+    try:
+        with open(log_path, "w", encoding="utf-8") as log:
+            result = tools.run(argv, check=False, log=log, env={"SOURCE_DATE_EPOCH": "0"})
+        if result.returncode != 0:
+            raise FactoryError(
+                f"mmdebstrap failed for {boot.suite}/{arch} (exit {result.returncode}); "
+                f"log {log_path} ends:\n{tools.log_tail(log_path)}"
+            )
+        os.replace(partial, final)
+    finally:
+        partial.unlink(missing_ok=True)
+    return RootfsTar(arch, final, cached=False)
+
+
+def _build_platform_image(
+    tar: RootfsTar, platform: str, repository: str, suite: str, logs: Path,
+) -> str:
+    context = tar.path.parent / f"context-{tar.path.stem}"
+    context.mkdir(exist_ok=True)
+    target = context / "rootfs.tar"
+    if not target.exists():
+        os.link(tar.path, target)
+    (context / "Dockerfile").write_text(ROOT_DOCKERFILE)
+    outcome = tools.buildx_build(
+        context=context, dockerfile=context / "Dockerfile", platform=platform,
+        tags=[f"{repository}:{suite}-{tar.arch}"], log_path=logs / f"root-{tar.arch}.log",
+        labels={"org.opencontainers.image.title": f"Debian {suite} root ({tar.arch})"},
+    )
+    return f"{repository}@{outcome.digest}"
+
+
+def bootstrap(
+    settings: Settings,
+    registry: str,
+    platforms: list[str] | None = None,
+    report: Callable[[str], None] = lambda _msg: None,
+) -> RootImage:
+    """Make (or reuse) the root for each platform and push one multi-arch index."""
+    boot = settings.config.root.bootstrap
+    chosen = platforms or list(settings.config.platforms)
+    tools.require("mmdebstrap")
+    tools.ensure_docker()
+    cache_dir = state.subdir("cache", "rootfs")
+    logs = state.subdir("logs")
+    with state.exclusive("rootfs"):
+        def one(platform: str) -> RootfsTar:
+            arch = arch_of(platform)
+            report(f"root {boot.suite}/{arch}: preparing root file system")
+            tar = make_rootfs(boot, arch, cache_dir, logs / f"mmdebstrap-{arch}.log")
+            report(f"root {boot.suite}/{arch}: " + ("cached" if tar.cached else "made") + f" ({tar.path.stat().st_size // 2**20} MiB)")
+            return tar
+
+        with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+            tars = dict(zip(chosen, pool.map(one, chosen), strict=True))
+        repository = root_repository(settings, registry)
+        sources = [
+            _build_platform_image(tars[p], p, repository, boot.suite, logs) for p in chosen
+        ]
+        index = oci.join_index(f"{repository}:{boot.suite}", sources)
+    missing = set(chosen) - set(index.platforms)
+    if missing:
+        raise FactoryError(f"root index {index.reference} lacks {', '.join(sorted(missing))}")
+    return RootImage(reference=index.reference, digest=index.digest, platforms=index.platforms)
+
+
+def clear_cache() -> int:
+    """Remove cached root file systems; returns how many entries went."""
+    cache_dir = state.subdir("cache", "rootfs")
+    count = sum(1 for p in cache_dir.glob("*.tar"))
+    shutil.rmtree(cache_dir)
+    return count

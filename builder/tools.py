@@ -1,0 +1,187 @@
+"""The one place that runs external commands (docker, buildx, skopeo, mmdebstrap, cosign...).
+
+Every other module calls `run` (or `docker_client` for python-on-whales), so
+logging, timeouts, secret redaction and error messages are handled once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from python_on_whales import DockerClient
+
+from builder.errors import FactoryError
+
+# Values that must never be shown: registered by whoever reads a credential.
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Mask `value` in every command line, log line and error this module emits."""
+    if value:
+        _SECRETS.add(value)
+
+
+def redact(text: str) -> str:
+    for secret in _SECRETS:
+        text = text.replace(secret, "***")
+    return text
+
+
+class CommandError(FactoryError):
+    """An external command failed; the message names it and shows its output's tail."""
+
+    def __init__(self, argv: Sequence[str], returncode: int, output: str) -> None:
+        self.argv = list(argv)
+        self.returncode = returncode
+        self.output = redact(output)
+        tail = "\n".join(self.output.strip().splitlines()[-15:])
+        shown = redact(" ".join(self.argv))
+        super().__init__(f"`{shown}` failed (exit {returncode})" + (f":\n{tail}" if tail else ""))
+
+
+class MissingToolError(FactoryError):
+    pass
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def require(tool: str, hint: str = "run `make setup`") -> str:
+    """Return the path of `tool`, or fail naming it and how to get it."""
+    path = shutil.which(tool)
+    if path is None:
+        raise MissingToolError(f"`{tool}` is not installed: {hint}")
+    return path
+
+
+def run(
+    argv: Sequence[str],
+    *,
+    check: bool = True,
+    timeout: float | None = None,
+    env: Mapping[str, str] | None = None,
+    input_text: str | None = None,
+    log: IO[str] | None = None,
+    cwd: Path | None = None,
+) -> Result:
+    """Run a command and capture its output.
+
+    With `log`, stdout and stderr are streamed (merged) into that file instead of
+    being captured, which keeps memory flat for long build logs.
+    """
+    require(argv[0])
+    full_env = {**os.environ, **(env or {})}
+    try:
+        if log is not None:
+            proc = subprocess.run(
+                list(argv), stdout=log, stderr=subprocess.STDOUT, text=True,
+                timeout=timeout, env=full_env, input=input_text, cwd=cwd,
+            )
+            result = Result(list(argv), proc.returncode, "", "")
+        else:
+            proc = subprocess.run(
+                list(argv), capture_output=True, text=True,
+                timeout=timeout, env=full_env, input=input_text, cwd=cwd,
+            )
+            result = Result(list(argv), proc.returncode, proc.stdout, proc.stderr)
+    except subprocess.TimeoutExpired as exc:
+        raise CommandError(argv, -1, f"timed out after {timeout} s") from exc
+    if check and result.returncode != 0:
+        raise CommandError(argv, result.returncode, result.stderr or result.stdout)
+    return result
+
+
+def docker_client() -> DockerClient:
+    """python-on-whales client: it runs the `docker` CLI, so it belongs here too."""
+    require("docker")
+    return DockerClient()
+
+
+def docker_answers() -> bool:
+    return run(["docker", "info"], check=False, timeout=30).returncode == 0
+
+
+def ensure_docker() -> None:
+    require("docker")
+    if not docker_answers():
+        raise FactoryError(
+            "the Docker engine does not answer `docker info`: start it "
+            "(`make setup` starts one on hosts without an init system)"
+        )
+
+
+def spawn(argv: Sequence[str], log_path: Path) -> int:
+    """Start a long-lived process detached from this one (own session); return its pid."""
+    require(argv[0])
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            list(argv), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return proc.pid
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    digest: str
+    """Manifest digest of the pushed single-platform image."""
+
+
+def buildx_build(
+    *,
+    context: Path,
+    dockerfile: Path,
+    platform: str,
+    tags: Sequence[str],
+    log_path: Path,
+    build_args: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    secrets: Sequence[str] = (),
+    builder: str | None = None,
+    no_cache: bool = False,
+) -> BuildOutcome:
+    """Build one platform with buildx and push it; stream the whole log to `log_path`."""
+    from python_on_whales.exceptions import DockerException
+
+    metadata = log_path.with_suffix(".metadata.json")
+    metadata.unlink(missing_ok=True)
+    client = docker_client()
+    with open(log_path, "w", encoding="utf-8") as log:
+        log.write(redact(f"# buildx build --platform {platform} -f {dockerfile} {context}\n"))
+        try:
+            stream = client.buildx.build(
+                context, file=dockerfile, platforms=[platform], tags=list(tags),
+                build_args=dict(build_args or {}), labels=dict(labels or {}),
+                secrets=list(secrets), builder=builder, cache=not no_cache,
+                push=True, provenance=False, metadata_file=metadata,
+                progress="plain", stream_logs=True,
+            )
+            for line in stream:  # type: ignore[union-attr]
+                log.write(redact(line))
+                log.flush()
+        except DockerException as exc:
+            log.write(redact(f"\n# build failed: exit {exc.return_code}\n"))
+            raise CommandError(["docker", "buildx", "build", "--platform", platform],
+                               exc.return_code, log_tail(log_path)) from None
+    data = json.loads(metadata.read_text())
+    return BuildOutcome(digest=data["containerimage.digest"])
+
+
+def log_tail(path: Path, lines: int = 25) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

@@ -1,0 +1,79 @@
+"""Shared fixtures. Tiers: unit (no daemon), `docker` (real engine, registry, small
+fixtures, both platforms) and `slow` (the real variants end to end).
+
+Docker tests never skip: when the engine is missing they fail, naming the fix.
+Every container a test starts carries TEST_LABEL and is removed at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from builder import tools
+from builder.config import Settings, load_settings
+from builder.registry import EmbeddedRegistry
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+RUN_ID = uuid.uuid4().hex[:12]
+TEST_LABEL = "io.headjack.test-run"
+
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@pytest.fixture(scope="session")
+def project_settings() -> Settings:
+    return load_settings(project_dir=PROJECT_DIR)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    if not tools.docker_answers():
+        pytest.fail("the Docker engine does not answer `docker info`: run `make setup` first")
+
+
+@pytest.fixture(scope="session")
+def test_registry(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRegistry]:
+    """A real registry process on a free loopback port, removed with its data at the end."""
+    reg = EmbeddedRegistry(free_port(), tmp_path_factory.mktemp("registry"))
+    reg.up()
+    yield reg
+    reg.down()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_leftover_containers() -> Iterator[None]:
+    yield
+    if not tools.docker_answers():
+        return
+    ids = subprocess.run(
+        ["docker", "ps", "-aq", "--filter", f"label={TEST_LABEL}={RUN_ID}"],
+        capture_output=True, text=True, check=False,
+    ).stdout.split()
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+
+
+def hjk(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the real CLI as a user would, from the project folder."""
+    exe = PROJECT_DIR / ".venv" / "bin" / "hjk-images"
+    proc = subprocess.run(
+        [str(exe), *args], capture_output=True, text=True, cwd=PROJECT_DIR,
+        env={**os.environ, **(env or {})}, check=False,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"hjk-images {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
