@@ -13,14 +13,18 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from builder import build as build_mod
+from builder import lint as lint_mod
+from builder import oci, pipeline, report, rootfs
 from builder import registry as registry_mod
-from builder import rootfs
+from builder import render as render_mod
 from builder.config import CONFIG_ENV, Settings, load_settings
 from builder.errors import FactoryError
+from builder.variants import VariantSet, load_variants
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)
 out_console = Console()
 
 
@@ -172,3 +176,144 @@ def root_bootstrap(ctx: click.Context, registry: str | None, platforms: tuple[st
 def root_clear_cache() -> None:
     """Forget cached root file systems (the next bootstrap makes them again)."""
     note(f"removed {rootfs.clear_cache()} cached root file system(s)")
+
+
+# --- variants: render, plan, lint ---------------------------------------------
+
+def load_variant_set(ctx: click.Context) -> VariantSet:
+    settings = settings_of(ctx)
+    return load_variants(settings.variants_dir, list(settings.config.platforms))
+
+
+variant_option = click.option(
+    "--variant", "variant_names", multiple=True, metavar="NAME",
+    help="Only this variant (repeatable). Default: all.",
+)
+
+
+@main.command()
+@variant_option
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to write into (default: rendered/ in the project).")
+@click.option("--check", is_flag=True, help="Write nothing; fail if rendered/ differs from the templates' output.")
+@click.pass_context
+@friendly_errors
+def render(ctx: click.Context, variant_names: tuple[str, ...], out_dir: Path | None, check: bool) -> None:
+    """Render the variants' Dockerfiles (and the files they COPY)."""
+    settings = settings_of(ctx)
+    variants = load_variant_set(ctx).select(variant_names)
+    rendered = render_mod.render_all(variants, settings)
+    target = out_dir or render_mod.default_out_dir(settings)
+    if check:
+        stale = [name for name, r in rendered.items() if render_mod.differs(r, target / name)]
+        if stale:
+            raise FactoryError(
+                f"rendered Dockerfiles are out of date for: {', '.join(stale)} "
+                f"(in {target}); run `hjk-images render` and commit the result"
+            )
+        note(f"rendered Dockerfiles in {target} match the templates ({len(rendered)} variants)")
+        return
+    for name, result in rendered.items():
+        path = result.write(target / name)
+        click.echo(str(path))
+
+
+platform_option = click.option(
+    "--platform", "platforms", multiple=True, metavar="OS/ARCH",
+    help="Only this platform (repeatable), e.g. linux/arm64. Default: every platform of each variant.",
+)
+
+
+@main.command()
+@variant_option
+@platform_option
+@registry_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable plan on stdout.")
+@click.option("--offline", is_flag=True, help="Don't ask the registry what could be reused.")
+@click.pass_context
+@friendly_errors
+def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...],
+         registry: str | None, as_json: bool, offline: bool) -> None:
+    """Show the build graph: variants x platforms, what each builds on, and what would be built."""
+    settings = settings_of(ctx)
+    target = registry or settings.config.registry or registry_mod.embedded(settings).address
+    prepared = pipeline.prepare(settings, target, list(variant_names), list(platforms))
+    statuses: dict[str, str] = {}
+    if not offline and registry_mod.reachable(target):
+        root_ref = pipeline.root_reference(settings, target)
+        root_platforms = oci.inspect(root_ref).platforms if oci.exists(root_ref) else None
+        statuses = build_mod.predict(prepared.plan, root_platforms, build_mod.repo_of(root_ref))
+    if as_json:
+        click.echo(json.dumps({
+            "repository": prepared.plan.repository,
+            "jobs": [
+                {"variant": j.variant, "platform": j.platform, "parent": j.parent, "level": j.level,
+                 "content_hash": j.content_hash, "action": statuses.get(j.key, "build")}
+                for j in prepared.plan.jobs
+            ],
+        }, indent=2))
+    else:
+        out_console.print(report.plan_table(prepared.plan, statuses))
+
+
+@main.command()
+@variant_option
+@platform_option
+@registry_option
+@click.option("--builder", help="An existing buildx builder to use (e.g. a multi-node one).")
+@click.option("--force", is_flag=True, help="Rebuild even when the registry holds an identical build.")
+@click.option("--no-cache", is_flag=True, help="Also bypass the builder's layer cache (implies --force).")
+@click.option("--jobs", "max_parallel", type=click.IntRange(1, 16), default=2, show_default=True,
+              help="Builds run at the same time.")
+@click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the build record (JSON) here. Default: the state folder's records/build.json.")
+@click.option("--dry-run", is_flag=True, help="Show what would be built or reused; build nothing.")
+@click.pass_context
+@friendly_errors
+def build(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...],
+          registry: str | None, builder: str | None, force: bool, no_cache: bool,
+          max_parallel: int, record_path: Path | None, dry_run: bool) -> None:
+    """Build variants for every platform, push them, and join each into a multi-arch index.
+
+    Parents build first; children build FROM their parent's digest. A build whose
+    inputs match an image already in the registry is reused, not rebuilt.
+    """
+    if dry_run:
+        ctx.invoke(plan, variant_names=variant_names, platforms=platforms, registry=registry,
+                   as_json=False, offline=False)
+        return
+    settings = settings_of(ctx)
+    target = registry_mod.resolve_registry(settings, registry)
+    prepared = pipeline.prepare(settings, target, list(variant_names), list(platforms))
+    options = pipeline.build_options(
+        settings, builder=builder, force=force or no_cache, no_cache=no_cache, max_parallel=max_parallel,
+    )
+    with report.Board(prepared.plan, err_console) as board:
+        record = pipeline.build_stage(settings, target, prepared, options, board, note)
+    saved = pipeline.save_record(record, record_path)
+    out_console.print(report.build_summary(record))
+    out_console.print(report.index_summary(record))
+    note(f"build record: {saved}")
+    for failed in (b for b in record.builds if b.status == "failed"):
+        note(f"[red]{failed.variant} {failed.platform} failed[/]; log: {failed.log}\n{failed.error}")
+    if not record.ok:
+        skipped = [b.key for b in record.builds if b.status == "skipped"]
+        raise FactoryError(
+            "some builds failed" + (f"; not built because of them: {', '.join(skipped)}" if skipped else "")
+        )
+
+
+@main.command()
+@click.pass_context
+@friendly_errors
+def lint(ctx: click.Context) -> None:
+    """Run hadolint on every rendered Dockerfile and yamllint on the variant files."""
+    settings = settings_of(ctx)
+    variants = pipeline.load(settings).select([])
+    rendered = render_mod.render_all(variants, settings)
+    findings = lint_mod.lint(settings, rendered, [v.path for v in variants])
+    for finding in findings:
+        note(f"[red]{finding.tool}[/] {finding.target}:\n{finding.output.strip()}")
+    if findings:
+        raise FactoryError(f"lint found problems in {len(findings)} target(s)")
+    note(f"lint clean: {len(rendered)} Dockerfiles, {len(variants)} variant files")

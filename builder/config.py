@@ -74,10 +74,11 @@ class FactoryConfig(Strict):
     image: str = "headjack"
     platforms: list[Platform] = Field(default_factory=lambda: list(SUPPORTED_PLATFORMS))
     root: RootConfig = Field(default_factory=RootConfig)
-    embedded_registry: EmbeddedRegistryConfig = Field(default_factory=EmbeddedRegistryConfig)
+    embedded_registry: EmbeddedRegistryConfig = Field(default_factory=lambda: EmbeddedRegistryConfig(port=5000))
     variants_dir: str = "variants"
-    ca_bundle: str | None = None
-    """Extra CA certificates for RUN steps that fetch over HTTPS; passed as a build secret."""
+    ca_bundle: str = "auto"
+    """Extra CA certificates for RUN steps that fetch over HTTPS, passed as a build secret:
+    `auto` (the host's locally added CAs), `none`, or a PEM file."""
     ca_in_image: bool = False
     """Also install the extra CA into the image (off: it never reaches a layer)."""
     labels: dict[str, str] = Field(default_factory=dict)
@@ -98,9 +99,9 @@ def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
 def _has_key(data: dict[str, Any], loc: tuple[Any, ...]) -> bool:
     node: Any = data
     for item in loc:
-        if isinstance(node, dict) and item in node:
-            node = node[item]
-        elif isinstance(node, list) and isinstance(item, int) and item < len(node):
+        in_dict = isinstance(node, dict) and item in node
+        in_list = isinstance(node, list) and isinstance(item, int) and item < len(node)
+        if in_dict or in_list:
             node = node[item]
         else:
             return False
@@ -133,8 +134,7 @@ class Settings(BaseModel):
 
     @property
     def variants_dir(self) -> Path:
-        base = self.overlay_path.parent if self.overlay_path and self._overlay_sets("variants_dir") else self.project_dir
-        return (base / self.config.variants_dir).resolve()
+        return (self._base_for("variants_dir") / self.config.variants_dir).resolve()
 
     @property
     def templates_dir(self) -> Path:
@@ -142,13 +142,15 @@ class Settings(BaseModel):
 
     @property
     def ca_bundle(self) -> Path | None:
-        if not self.config.ca_bundle:
+        if self.config.ca_bundle in ("auto", "none"):
             return None
-        base = self.overlay_path.parent if self.overlay_path and self._overlay_sets("ca_bundle") else self.project_dir
-        return (base / self.config.ca_bundle).resolve()
+        return (self._base_for("ca_bundle") / self.config.ca_bundle).resolve()
 
-    def _overlay_sets(self, key: str) -> bool:
-        return self.overlay_path is not None and key in read_yaml(self.overlay_path)
+    def _base_for(self, key: str) -> Path:
+        """Relative paths resolve against the file that set them."""
+        if self.overlay_path is not None and key in read_yaml(self.overlay_path):
+            return self.overlay_path.parent
+        return self.project_dir
 
 
 def load_settings(overlay: Path | None = None, project_dir: Path | None = None) -> Settings:
@@ -165,4 +167,5 @@ def load_settings(overlay: Path | None = None, project_dir: Path | None = None) 
         first = tuple(exc.errors()[0]["loc"])
         blame = overlay if overlay and _has_key(extra, first) else base_path
         raise FactoryError(describe_validation_error(blame, FactoryConfig, exc)) from None
-    return Settings(config=config, project_dir=project, overlay_path=overlay.resolve() if overlay else None)
+    overlay_path = overlay.resolve() if overlay else None
+    return Settings(config=config, project_dir=project, overlay_path=overlay_path)

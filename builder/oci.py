@@ -67,3 +67,18 @@ def join_index(target: str, sources: list[str]) -> IndexInfo:
     """Write one multi-platform index at TARGET from per-platform images (by digest)."""
     tools.run(["docker", "buildx", "imagetools", "create", "-t", target, *sources], timeout=300)
     return inspect(target)
+
+
+def raw_manifest(reference: str) -> dict[str, object]:
+    result = tools.run(["docker", "buildx", "imagetools", "inspect", "--raw", reference], timeout=120)
+    data: dict[str, object] = json.loads(result.stdout)
+    return data
+
+
+def image_size(reference: str) -> int:
+    """Compressed size of a single-platform image: config plus layers, as pushed."""
+    manifest = raw_manifest(reference)
+    layers = manifest.get("layers")
+    config = manifest.get("config")
+    blobs = [*(layers if isinstance(layers, list) else []), config]
+    return sum(int(blob.get("size", 0)) for blob in blobs if isinstance(blob, dict))

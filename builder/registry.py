@@ -26,7 +26,7 @@ REGISTRY_BINARIES = ("docker-registry", "registry")
 
 def _http_get(url: str, timeout: float = 3.0) -> tuple[int, bytes]:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 - local http
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
             return resp.status, resp.read()
     except urllib.error.HTTPError as exc:
         return exc.code, b""
@@ -169,3 +169,10 @@ def resolve_registry(settings: Settings, override: str | None) -> str:
     if chosen:
         return chosen.rstrip("/")
     return embedded(settings).up().address
+
+
+def reachable(address: str) -> bool:
+    """Whether a registry answers; for non-local ones assume yes (auth may hide /v2/)."""
+    if address.startswith(("localhost:", "127.0.0.1:")):
+        return answers_v2(address)
+    return True

@@ -135,7 +135,8 @@ def bootstrap(
             arch = arch_of(platform)
             report(f"root {boot.suite}/{arch}: preparing root file system")
             tar = make_rootfs(boot, arch, cache_dir, logs / f"mmdebstrap-{arch}.log")
-            report(f"root {boot.suite}/{arch}: " + ("cached" if tar.cached else "made") + f" ({tar.path.stat().st_size // 2**20} MiB)")
+            size = tar.path.stat().st_size // 2**20
+            report(f"root {boot.suite}/{arch}: {'cached' if tar.cached else 'made'} ({size} MiB)")
             return tar
 
         with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
@@ -157,3 +158,19 @@ def clear_cache() -> int:
     count = sum(1 for p in cache_dir.glob("*.tar"))
     shutil.rmtree(cache_dir)
     return count
+
+
+def resolve_root(
+    settings: Settings, registry: str, platforms: list[str],
+    report: Callable[[str], None] = lambda _msg: None,
+) -> RootImage:
+    """The root image the variants build on, by digest: bootstrapped here or an ordinary reference."""
+    root = settings.config.root
+    if root.source == "bootstrap":
+        return bootstrap(settings, registry, platforms, report)
+    assert root.reference is not None  # the config model guarantees it
+    info = oci.inspect(root.reference)
+    missing = [p for p in platforms if p not in info.platforms]
+    if missing:
+        raise FactoryError(f"root image {root.reference} has no image for {', '.join(missing)}")
+    return RootImage(reference=root.reference, digest=info.digest, platforms=info.platforms)

@@ -10,12 +10,13 @@ import json
 import os
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TypeVar
 
 from python_on_whales import DockerClient
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from builder.errors import FactoryError
 
@@ -185,3 +186,26 @@ def log_tail(path: Path, lines: int = 25) -> str:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
+
+
+_TRANSIENT_MARKERS = (
+    "connection refused", "connection reset", "i/o timeout", "tls handshake timeout",
+    "502 bad gateway", "503 service unavailable", "504 gateway", "too many requests",
+    "unexpected eof", "broken pipe",
+)
+
+T = TypeVar("T")
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Network blips and overloaded registries are worth another try; the rest is not."""
+    return isinstance(exc, CommandError) and any(m in exc.output.lower() for m in _TRANSIENT_MARKERS)
+
+
+def retry_transient(action: Callable[[], T], attempts: int = 3) -> T:
+    """Run ACTION, retrying transient registry errors with exponential backoff."""
+    retrying = Retrying(
+        retry=retry_if_exception(is_transient), stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=2, max=30), reraise=True,
+    )
+    return retrying(action)

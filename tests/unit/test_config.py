@@ -51,7 +51,7 @@ def test_unsupported_platform_is_rejected(tmp_path: Path) -> None:
 def test_reference_root_needs_a_reference(tmp_path: Path) -> None:
     overlay = tmp_path / "org.yaml"
     overlay.write_text("root:\n  source: reference\n")
-    with pytest.raises(FactoryError, match="root.reference"):
+    with pytest.raises(FactoryError, match=r"root\.reference"):
         load_settings(overlay, project_dir=PROJECT_DIR)
 
 

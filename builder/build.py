@@ -1,0 +1,247 @@
+"""Run a plan: build each (variant, platform) with buildx in dependency order, in
+parallel up to a limit, reuse what the registry already holds, then join each
+variant's platforms into one index. Produces the build record.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder import oci, state, tools
+from builder.config import Settings, arch_of
+from builder.errors import FactoryError
+from builder.plan import IDENTITY_LABEL, Job, Plan, identity, index_tag, staging_tag
+from builder.records import BuildRecord, PlatformBuild, RootRecord, VariantIndex
+from builder.render import RenderedVariant
+from builder.rootfs import RootImage
+
+Listener = Callable[[str, str, str], None]
+"""(job key, status, detail) -> None: progress events for the live view."""
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    builder: str | None = None
+    force: bool = False
+    """Ignore reusable images in the registry and build everything selected."""
+    no_cache: bool = False
+    """Also ignore the builder's layer cache."""
+    max_parallel: int = 2
+    revision: str = "unknown"
+    version: str = "dev"
+    created: str = "1970-01-01T00:00:00Z"
+    extra_ca: Path | None = None
+
+
+def created_timestamp(epoch: int | None) -> str:
+    moment = dt.datetime.fromtimestamp(epoch or 0, tz=dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def repo_of(reference: str) -> str:
+    """'host/ns/name:tag' or 'host/ns/name@sha' -> 'host/ns/name'."""
+    name = reference.split("@", 1)[0]
+    last = name.rsplit("/", 1)
+    if ":" in last[-1]:
+        name = name.rsplit(":", 1)[0]
+    return name
+
+
+class Executor:
+    def __init__(
+        self, plan: Plan, root: RootImage, contexts: dict[str, Path],
+        options: BuildOptions, logs: Path, listener: Listener,
+    ) -> None:
+        self.plan = plan
+        self.root = root
+        self.contexts = contexts
+        self.options = options
+        self.logs = logs
+        self.listener = listener
+        self.results: dict[str, PlatformBuild] = {}
+
+    def _parent_reference(self, job: Job) -> str:
+        if job.parent_key is None:
+            digest = self.root.platforms.get(job.platform)
+            if digest is None:
+                raise FactoryError(f"root image {self.root.reference} has no {job.platform} image")
+            return f"{repo_of(self.root.reference)}@{digest}"
+        parent = self.results[job.parent_key]
+        return f"{self.plan.repository}@{parent.digest}"
+
+    def run_job(self, job: Job) -> PlatformBuild:
+        start = time.monotonic()
+        parent_ref = self._parent_reference(job)
+        parent_digest = parent_ref.split("@", 1)[1]
+        args = {"BASE_IMAGE": parent_ref, "BASE_DIGEST": parent_digest}
+        ident = identity(job, parent_digest, args)
+        tag = staging_tag(self.plan, job, ident)
+        log_path = self.logs / f"{job.variant}-{arch_of(job.platform)}.log"
+        if not self.options.force:
+            existing = _reusable(tag, job.platform)
+            if existing is not None:
+                self.listener(job.key, "reused", existing)
+                return PlatformBuild(
+                    variant=job.variant, platform=job.platform, status="reused", identity=ident,
+                    digest=existing, staging_tag=tag, size_bytes=oci.image_size(f"{tag}@{existing}"),
+                    duration_s=time.monotonic() - start,
+                )
+        self.listener(job.key, "building", "")
+        volatile = {
+            "BUILD_CREATED": self.options.created, "BUILD_REVISION": self.options.revision,
+            "BUILD_VERSION": self.options.version,
+        }
+        secrets = [f"id=extra_ca,src={self.options.extra_ca}"] if self.options.extra_ca else []
+        outcome = tools.retry_transient(lambda: tools.buildx_build(
+            context=self.contexts[job.variant], dockerfile=self.contexts[job.variant] / "Dockerfile",
+            platform=job.platform, tags=[tag], log_path=log_path,
+            build_args={**args, **volatile}, labels={IDENTITY_LABEL: ident},
+            secrets=secrets, builder=self.options.builder, no_cache=self.options.no_cache,
+        ))
+        digest = outcome.digest
+        return PlatformBuild(
+            variant=job.variant, platform=job.platform, status="built", identity=ident,
+            digest=digest, staging_tag=tag, size_bytes=oci.image_size(f"{tag}@{digest}"),
+            duration_s=time.monotonic() - start, log=str(log_path),
+        )
+
+    def run(self) -> None:
+        """Schedule jobs as their parents finish; a failure skips its descendants."""
+        pending = {j.key: j for j in self.plan.jobs}
+        running: dict[Future[PlatformBuild], Job] = {}
+        with ThreadPoolExecutor(max_workers=max(1, self.options.max_parallel)) as pool:
+            try:
+                while pending or running:
+                    ready = [
+                        j for j in pending.values()
+                        if j.parent_key is None or j.parent_key in self.results
+                    ]
+                    # deeper jobs first keeps each platform's chain moving
+                    for job in sorted(ready, key=lambda j: (-j.level, j.platform)):
+                        if len(running) >= self.options.max_parallel:
+                            break
+                        del pending[job.key]
+                        running[pool.submit(self.run_job, job)] = job
+                    for job in pending.values():
+                        self.listener(job.key, "waiting", "")
+                    done, _ = wait(running, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        job = running.pop(future)
+                        self._finish(job, future, pending)
+            except KeyboardInterrupt:
+                for future in running:
+                    future.cancel()
+                raise
+
+    def _finish(self, job: Job, future: Future[PlatformBuild], pending: dict[str, Job]) -> None:
+        try:
+            result = future.result()
+        except (FactoryError, tools.CommandError) as exc:
+            log_path = self.logs / f"{job.variant}-{arch_of(job.platform)}.log"
+            result = PlatformBuild(
+                variant=job.variant, platform=job.platform, status="failed",
+                log=str(log_path), error=str(exc),
+            )
+            self.listener(job.key, "failed", str(exc))
+            for child in self.plan.descendants(job.key):
+                if child.key in pending:
+                    del pending[child.key]
+                    self.results[child.key] = PlatformBuild(
+                        variant=child.variant, platform=child.platform, status="skipped",
+                        error=f"{job.key} failed",
+                    )
+                    self.listener(child.key, "skipped", f"{job.key} failed")
+        else:
+            if result.status == "built":
+                self.listener(job.key, "built", result.digest or "")
+        self.results[job.key] = result
+
+
+def _reusable(tag: str, platform: str) -> str | None:
+    """Digest of the image already pushed under TAG for PLATFORM, if any."""
+    try:
+        info = oci.inspect(tag)
+    except FactoryError:
+        return None
+    if info.platforms:
+        return info.platforms.get(platform)
+    return info.digest
+
+
+def join_indexes(plan: Plan, results: dict[str, PlatformBuild]) -> list[VariantIndex]:
+    """One index per variant whose every platform succeeded; none for the others."""
+    indexes: list[VariantIndex] = []
+    for variant, platforms in plan.variants.items():
+        builds = [results[f"{variant}/{arch_of(p)}"] for p in platforms]
+        parent = plan.job(f"{variant}/{arch_of(platforms[0])}").parent if platforms else ""
+        entry = VariantIndex(name=variant, platforms=list(platforms), parent=parent)
+        if builds and all(b.status in ("built", "reused") and b.digest for b in builds):
+            tag = index_tag(plan, variant, [b.identity for b in builds])
+            sources = [f"{plan.repository}@{b.digest}" for b in builds]
+            index = tools.retry_transient(functools.partial(oci.join_index, tag, sources))
+            missing = set(platforms) - set(index.platforms)
+            if missing:
+                raise FactoryError(f"index {tag} lacks {', '.join(sorted(missing))}")
+            entry = entry.model_copy(update={"tag": tag, "digest": index.digest})
+        indexes.append(entry)
+    return indexes
+
+
+def write_contexts(rendered: dict[str, RenderedVariant], folder: Path) -> dict[str, Path]:
+    return {name: r.write(folder / name).parent for name, r in rendered.items()}
+
+
+def build(
+    settings: Settings, plan: Plan, root: RootImage, rendered: dict[str, RenderedVariant],
+    registry: str, options: BuildOptions, listener: Listener,
+) -> BuildRecord:
+    tools.ensure_docker()
+    with state.exclusive("build", wait=False):
+        run_dir = state.subdir("runs", f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+        contexts = write_contexts(rendered, run_dir / "contexts")
+        logs = state.subdir("logs", "build")
+        executor = Executor(plan, root, contexts, options, logs, listener)
+        executor.run()
+        indexes = join_indexes(plan, executor.results)
+    return BuildRecord(
+        registry=registry, repository=plan.repository, created=options.created,
+        revision=options.revision,
+        root=RootRecord(reference=root.reference, digest=root.digest, platforms=root.platforms),
+        builds=[executor.results[j.key] for j in plan.jobs],
+        variants=indexes,
+    )
+
+
+def predict(plan: Plan, root_platforms: dict[str, str] | None, root_repo: str) -> dict[str, str]:
+    """What `build` would do per job, without building: 'reuse', or 'build' and why.
+
+    Identities need parent digests, so a job is only known reusable when its
+    parent is the root or is itself reusable.
+    """
+    outcome: dict[str, str] = {}
+    digests: dict[str, str] = {}
+    for job in sorted(plan.jobs, key=lambda j: j.level):
+        if job.parent_key is None:
+            parent_digest = (root_platforms or {}).get(job.platform)
+            parent_ref = f"{root_repo}@{parent_digest}"
+        else:
+            parent_digest = digests.get(job.parent_key)
+            parent_ref = f"{plan.repository}@{parent_digest}"
+        if parent_digest is None:
+            outcome[job.key] = "build (parent is new)" if job.parent_key else "build (no root yet)"
+            continue
+        ident = identity(job, parent_digest, {"BASE_IMAGE": parent_ref, "BASE_DIGEST": parent_digest})
+        found = _reusable(staging_tag(plan, job, ident), job.platform)
+        if found:
+            digests[job.key] = found
+            outcome[job.key] = "reuse"
+        else:
+            outcome[job.key] = "build (inputs changed)"
+    return outcome

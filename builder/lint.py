@@ -1,0 +1,48 @@
+"""Lint the rendered Dockerfiles (hadolint) and the variant files (yamllint)."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder import tools
+from builder.config import Settings
+from builder.render import RenderedVariant
+
+
+@dataclass(frozen=True)
+class Finding:
+    tool: str
+    target: str
+    output: str
+
+
+def _venv_tool(name: str) -> str:
+    """Linters installed in the same virtualenv as this package come first."""
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else name
+
+
+def lint(settings: Settings, rendered: dict[str, RenderedVariant], variant_files: list[Path]) -> list[Finding]:
+    findings: list[Finding] = []
+    hadolint = _venv_tool("hadolint")
+    tools.require(hadolint, "install the test extras (`make setup`)")
+    config = settings.project_dir / ".hadolint.yaml"
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, result in rendered.items():
+            dockerfile = result.write(Path(tmp) / name)
+            proc = tools.run([hadolint, "--no-color", "--config", str(config), str(dockerfile)], check=False)
+            if proc.returncode != 0:
+                findings.append(Finding("hadolint", f"rendered {name}/Dockerfile",
+                                        (proc.stdout + proc.stderr).replace(str(dockerfile), "Dockerfile")))
+    yamllint = _venv_tool("yamllint")
+    tools.require(yamllint, "install yamllint (`make setup`)")
+    proc = tools.run(
+        [yamllint, "-f", "parsable", "-c", str(settings.project_dir / ".yamllint.yaml"),
+         *map(str, variant_files)], check=False,
+    )
+    if proc.returncode != 0:
+        findings.append(Finding("yamllint", "variant files", proc.stdout + proc.stderr))
+    return findings

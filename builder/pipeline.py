@@ -1,0 +1,89 @@
+"""Composes the stages: variants -> render -> plan -> build (-> test -> publish).
+
+The CLI calls these; each stage module stays ignorant of the others' internals
+and hands on records.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder import build as build_mod
+from builder import extra_ca, records, rootfs, state
+from builder.config import Settings
+from builder.plan import Plan, make_plan, repository, with_ancestors
+from builder.records import BuildRecord
+from builder.render import RenderedVariant, render_all
+from builder.variants import Variant, VariantSet, load_variants
+
+
+@dataclass(frozen=True)
+class Prepared:
+    variants: list[Variant]
+    rendered: dict[str, RenderedVariant]
+    plan: Plan
+
+
+def load(settings: Settings) -> VariantSet:
+    return load_variants(settings.variants_dir, list(settings.config.platforms))
+
+
+def prepare(
+    settings: Settings, registry: str, variant_names: list[str], platforms: list[str],
+) -> Prepared:
+    variant_set = load(settings)
+    chosen = with_ancestors(variant_set, variant_set.select(variant_names))
+    rendered = render_all(chosen, settings)
+    plan = make_plan(chosen, rendered, repository(settings, registry), platforms or None)
+    return Prepared(chosen, rendered, plan)
+
+
+def git_revision(project: Path) -> tuple[str, int | None]:
+    """(commit sha, commit time) of the project, or ('unknown', None) outside git."""
+    proc = subprocess.run(
+        ["git", "-C", str(project), "log", "-1", "--format=%H %ct"],
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0 or not proc.stdout.strip():
+        return "unknown", None
+    sha, epoch = proc.stdout.split()
+    return sha, int(epoch)
+
+
+def default_record_path() -> Path:
+    return state.subdir("records") / "build.json"
+
+
+def build_stage(
+    settings: Settings, registry: str, prepared: Prepared, options: build_mod.BuildOptions,
+    listener: build_mod.Listener, report: Callable[[str], None],
+) -> BuildRecord:
+    platforms = sorted({j.platform for j in prepared.plan.jobs})
+    root = rootfs.resolve_root(settings, registry, platforms, report)
+    return build_mod.build(settings, prepared.plan, root, prepared.rendered, registry, options, listener)
+
+
+def build_options(settings: Settings, **overrides: object) -> build_mod.BuildOptions:
+    revision, epoch = git_revision(settings.project_dir)
+    values: dict[str, object] = {
+        "revision": revision, "created": build_mod.created_timestamp(epoch),
+        "extra_ca": extra_ca.bundle_path(settings),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return build_mod.BuildOptions(**values)  # type: ignore[arg-type]
+
+
+def save_record(record: BuildRecord, path: Path | None) -> Path:
+    return records.save(record, path or default_record_path())
+
+
+def root_reference(settings: Settings, registry: str) -> str:
+    """The root image's tag (bootstrap) or reference, before it is pinned."""
+    root = settings.config.root
+    if root.source == "bootstrap":
+        return f"{rootfs.root_repository(settings, registry)}:{root.bootstrap.suite}"
+    assert root.reference is not None
+    return root.reference

@@ -1,0 +1,116 @@
+"""The build graph: which (variant, platform) builds exist, what each builds FROM,
+and the identity that decides whether a build can be reused.
+
+A build's identity hashes everything that shapes its image: the rendered
+build context (Dockerfile, files, and so the tool versions written in it), the
+parent's digest for that platform, the platform and the build arguments that
+change content. Volatile metadata (revision, creation time) is left out so a
+new commit with no content change reuses what is there.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from builder.config import Settings, arch_of
+from builder.render import RenderedVariant
+from builder.variants import ROOT, Variant, VariantSet
+
+IDENTITY_LABEL = "io.headjack.build-identity"
+IDENTITY_SCHEME = "1"
+
+
+@dataclass(frozen=True)
+class Job:
+    variant: str
+    platform: str
+    parent: str
+    """Parent variant name, or ROOT."""
+    content_hash: str
+    level: int
+    """Depth in the graph: 0 builds on the root."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.variant}/{arch_of(self.platform)}"
+
+    @property
+    def parent_key(self) -> str | None:
+        return None if self.parent == ROOT else f"{self.parent}/{arch_of(self.platform)}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    repository: str
+    """Where images go: REGISTRY/NAMESPACE/IMAGE."""
+    jobs: list[Job]
+    variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Variant -> its platforms, in dependency order."""
+
+    def job(self, key: str) -> Job:
+        return next(j for j in self.jobs if j.key == key)
+
+    def children(self, key: str) -> list[Job]:
+        return [j for j in self.jobs if j.parent_key == key]
+
+    def descendants(self, key: str) -> list[Job]:
+        found: list[Job] = []
+        frontier = [key]
+        while frontier:
+            kids = [c for k in frontier for c in self.children(k)]
+            found.extend(kids)
+            frontier = [c.key for c in kids]
+        return found
+
+
+def repository(settings: Settings, registry: str) -> str:
+    cfg = settings.config
+    return f"{registry}/{cfg.namespace}/{cfg.image}"
+
+
+def with_ancestors(variants: VariantSet, selected: list[Variant]) -> list[Variant]:
+    """The selection plus every ancestor it builds on, in dependency order."""
+    wanted = {v.name for v in selected}
+    for v in selected:
+        wanted.update(v.lineage)
+    return [v for v in variants.select([]) if v.name in wanted]
+
+
+def make_plan(
+    variants: list[Variant],
+    rendered: dict[str, RenderedVariant],
+    registry_repo: str,
+    platforms: list[str] | None = None,
+) -> Plan:
+    jobs: list[Job] = []
+    by_variant: dict[str, tuple[str, ...]] = {}
+    for variant in variants:
+        chosen = tuple(p for p in variant.platforms if not platforms or p in platforms)
+        by_variant[variant.name] = chosen
+        for platform in chosen:
+            jobs.append(Job(
+                variant=variant.name, platform=platform, parent=variant.parent,
+                content_hash=rendered[variant.name].content_hash(), level=len(variant.lineage),
+            ))
+    return Plan(repository=registry_repo, jobs=jobs, variants=by_variant)
+
+
+def identity(job: Job, parent_digest: str, build_args: dict[str, str]) -> str:
+    payload = {
+        "scheme": IDENTITY_SCHEME, "content": job.content_hash, "parent": parent_digest,
+        "platform": job.platform, "args": dict(sorted(build_args.items())),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def staging_tag(plan: Plan, job: Job, build_identity: str) -> str:
+    """Per-platform tag a build is pushed under (the docker driver can't push by digest)."""
+    return f"{plan.repository}:build-{job.variant}-{arch_of(job.platform)}-{build_identity[:16]}"
+
+
+def index_tag(plan: Plan, variant: str, identities: list[str]) -> str:
+    """Staging tag of a variant's joined index, named by its platforms' identities."""
+    joined = hashlib.sha256("".join(sorted(identities)).encode()).hexdigest()[:16]
+    return f"{plan.repository}:build-{variant}-{joined}"

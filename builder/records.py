@@ -1,0 +1,110 @@
+"""Records the stages hand each other: the build record (build -> test -> publish),
+the test results (test -> publish) and the release record (publish -> users).
+
+Plain JSON on disk, validated on the way in so a hand-edited or truncated file
+is refused with its path named.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from builder.errors import FactoryError
+
+BuildStatus = Literal["built", "reused", "failed", "skipped"]
+
+
+class Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RootRecord(Record):
+    reference: str
+    digest: str
+    platforms: dict[str, str]
+
+
+class PlatformBuild(Record):
+    variant: str
+    platform: str
+    status: BuildStatus
+    identity: str = ""
+    digest: str | None = None
+    staging_tag: str | None = None
+    size_bytes: int | None = None
+    duration_s: float = 0.0
+    log: str | None = None
+    error: str | None = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.variant}/{self.platform.split('/')[1]}"
+
+
+class VariantIndex(Record):
+    name: str
+    platforms: list[str]
+    """Every platform the variant declares (and this run was asked for)."""
+    tag: str | None = None
+    digest: str | None = None
+    """The joined index; None when any platform failed or was skipped."""
+    parent: str
+
+
+class BuildRecord(Record):
+    schema_version: int = 1
+    registry: str
+    repository: str
+    created: str
+    revision: str
+    root: RootRecord
+    builds: list[PlatformBuild]
+    variants: list[VariantIndex]
+
+    @property
+    def ok(self) -> bool:
+        return all(b.status in ("built", "reused") for b in self.builds)
+
+    def variant(self, name: str) -> VariantIndex:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise FactoryError(f"the build record has no variant '{name}'")
+
+    def builds_of(self, name: str) -> list[PlatformBuild]:
+        return [b for b in self.builds if b.variant == name]
+
+
+Model = TypeVar("Model", bound=Record)
+
+
+def save(record: Record, path: Path) -> Path:
+    """Write atomically: a crash mid-write leaves the previous file intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(record.model_dump_json(indent=2) + "\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def load(path: Path, model: type[Model]) -> Model:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FactoryError(f"{path}: can't be read ({exc.strerror})") from exc
+    try:
+        return model.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise FactoryError(f"{path}: not a valid {model.__name__}: {where}: {first['msg']}") from None

@@ -1,0 +1,185 @@
+"""Render variants into plain Dockerfiles (plus the files they COPY) with Jinja.
+
+One cached environment with StrictUndefined; the output carries no template
+noise and is byte-identical for identical inputs.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from builder.config import Settings
+from builder.errors import FactoryError
+from builder.variants import Runtime, Variant
+
+RENDERED_DIR = "rendered"
+
+
+@dataclass(frozen=True)
+class RenderedVariant:
+    name: str
+    dockerfile: str
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Build-context files beside the Dockerfile, by relative path."""
+
+    def content_hash(self) -> str:
+        """Digest of everything in the build context (Dockerfile and files)."""
+        digest = hashlib.sha256(self.dockerfile.encode())
+        for rel in sorted(self.files):
+            digest.update(rel.encode() + b"\0" + hashlib.sha256(self.files[rel]).digest())
+        return digest.hexdigest()
+
+    def write(self, folder: Path) -> Path:
+        """Write the context to FOLDER (replacing what was there); return the Dockerfile path."""
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        (folder / "Dockerfile").write_text(self.dockerfile, encoding="utf-8")
+        for rel, data in self.files.items():
+            target = folder / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            target.chmod(0o755 if data.startswith(b"#!") else 0o644)
+        return folder / "Dockerfile"
+
+
+@functools.cache
+def environment(search_path: tuple[Path, ...]) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,  # Dockerfiles, not HTML
+    )
+
+
+def runtime_labels(runtime: Runtime) -> dict[str, str]:
+    """How the image must be run, in labels Headjack (and our smoke tests) read."""
+    labels: dict[str, str] = {}
+    if runtime.init:
+        labels["io.headjack.init"] = " ".join(runtime.init)
+        labels["io.headjack.init.user"] = "root"
+    if runtime.privileged:
+        labels["io.headjack.run.privileged"] = "true"
+    joined = {
+        "cap-add": runtime.capabilities, "security-opt": runtime.security_opt,
+        "tmpfs": runtime.tmpfs, "volumes": runtime.volumes,
+    }
+    for key, values in joined.items():
+        if values:
+            labels[f"io.headjack.run.{key}"] = ",".join(values)
+    if runtime.cgroupns:
+        labels["io.headjack.run.cgroupns"] = runtime.cgroupns
+    if runtime.stop_signal:
+        labels["io.headjack.run.stop-signal"] = runtime.stop_signal
+    return labels
+
+
+def image_labels(variant: Variant, settings: Settings) -> dict[str, str]:
+    cfg = settings.config
+    return {
+        "org.opencontainers.image.title": f"{cfg.image}:{variant.name}",
+        "org.opencontainers.image.description": variant.file.description,
+        "org.opencontainers.image.source": cfg.source_url,
+        "org.opencontainers.image.licenses": cfg.license,
+        "org.opencontainers.image.revision": "${BUILD_REVISION}",
+        "org.opencontainers.image.version": "${BUILD_VERSION}",
+        "org.opencontainers.image.created": "${BUILD_CREATED}",
+        "org.opencontainers.image.base.name": "${BASE_IMAGE}",
+        "org.opencontainers.image.base.digest": "${BASE_DIGEST}",
+        "io.headjack.variant": variant.name,
+        "io.headjack.user": variant.file.user,
+        **runtime_labels(variant.runtime),
+        **cfg.labels,
+    }
+
+
+def _context(variant: Variant, settings: Settings) -> dict[str, Any]:
+    own = variant.own_tools
+    return {
+        "variant": variant.file,
+        "template_name": variant.file.template,
+        "packages": sorted(set(variant.file.packages) | {t.package_name for t in own if t.source == "apt"}),
+        "apt_tools": [t for t in own if t.source == "apt"],
+        "other_tools": [t for t in own if t.source != "apt"],
+        "env": dict(variant.file.env),
+        "labels": image_labels(variant, settings),
+        "ca_in_image": settings.config.ca_in_image,
+        "fragments": {"root": [], "user": []},
+    }
+
+
+def _tidy(text: str) -> str:
+    """Collapse runs of blank lines left by template logic; end with one newline."""
+    text = re.sub(r"[ \t]+\n", "\n", text)
+    text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip() + "\n"
+
+
+def _context_files(settings: Settings, variant: Variant) -> dict[str, bytes]:
+    folder = settings.templates_dir / "files" / variant.name
+    if not folder.is_dir():
+        return {}
+    return {
+        f"files/{p.relative_to(folder)}": p.read_bytes()
+        for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def render_variant(variant: Variant, settings: Settings) -> RenderedVariant:
+    env = environment((settings.templates_dir,))
+    name = variant.file.template
+    try:
+        template = env.get_template(name)
+        text = template.render(**_context(variant, settings))
+    except jinja2.TemplateNotFound as exc:
+        raise FactoryError(f"{variant.path}: template: '{exc.name}' not found in {settings.templates_dir}") from None
+    except jinja2.UndefinedError as exc:
+        where = _template_location(exc, name)
+        raise FactoryError(f"{where}: {exc.message} (rendering variant '{variant.name}')") from None
+    except jinja2.TemplateSyntaxError as exc:
+        raise FactoryError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from None
+    return RenderedVariant(variant.name, _tidy(text), _context_files(settings, variant))
+
+
+def _template_location(exc: BaseException, fallback: str) -> str:
+    """'dockerfiles/x.j2:12' from the innermost template frame of the traceback."""
+    tb = exc.__traceback__
+    where = fallback
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            where = f"{filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+def render_all(variants: list[Variant], settings: Settings) -> dict[str, RenderedVariant]:
+    return {v.name: render_variant(v, settings) for v in variants}
+
+
+def default_out_dir(settings: Settings) -> Path:
+    return settings.project_dir / RENDERED_DIR
+
+
+def differs(rendered: RenderedVariant, folder: Path) -> bool:
+    """True when FOLDER does not hold exactly this rendered context."""
+    if not (folder / "Dockerfile").is_file():
+        return True
+    if (folder / "Dockerfile").read_text(encoding="utf-8") != rendered.dockerfile:
+        return True
+    present = {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in folder.rglob("*") if p.is_file() and p.name != "Dockerfile"
+    }
+    return present != rendered.files

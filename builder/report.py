@@ -1,0 +1,112 @@
+"""What people see: a live board of running builds and the tables at the end.
+
+On a terminal the board redraws in place; elsewhere (CI logs) every change is
+one plain, timestamped line.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from types import TracebackType
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from builder.plan import Plan
+from builder.records import BuildRecord
+
+STYLES = {
+    "waiting": "dim", "building": "cyan", "built": "green", "reused": "green",
+    "failed": "bold red", "skipped": "yellow",
+}
+
+
+def human_size(size: int | None) -> str:
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} GB"
+
+
+def short_digest(digest: str | None) -> str:
+    return digest.split(":", 1)[1][:12] if digest and ":" in digest else "-"
+
+
+class Board:
+    """Listener for build progress events; use as a context manager."""
+
+    def __init__(self, plan: Plan, console: Console) -> None:
+        self.console = console
+        self.lock = threading.Lock()
+        self.status: dict[str, tuple[str, str, float]] = {
+            j.key: ("waiting", "", time.monotonic()) for j in plan.jobs
+        }
+        self.started = time.monotonic()
+        self.live: Live | None = None
+
+    def _table(self) -> Table:
+        table = Table("build", "state", "elapsed", "detail", title="hjk-images build")
+        now = time.monotonic()
+        for key, (state, detail, since) in self.status.items():
+            elapsed = f"{now - since:.0f}s" if state == "building" else ""
+            table.add_row(key, f"[{STYLES.get(state, '')}]{state}[/]", elapsed, detail[:60])
+        return table
+
+    def __enter__(self) -> Board:
+        if self.console.is_terminal:
+            self.live = Live(self._table(), console=self.console, refresh_per_second=2)
+            self.live.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None,
+    ) -> None:
+        if self.live is not None:
+            self.live.update(self._table())
+            self.live.__exit__(exc_type, exc, tb)
+
+    def __call__(self, key: str, state: str, detail: str) -> None:
+        with self.lock:
+            previous = self.status.get(key, ("", "", 0.0))
+            if previous[0] == state:
+                return
+            self.status[key] = (state, detail, time.monotonic())
+            if self.live is not None:
+                self.live.update(self._table())
+            else:
+                stamp = time.strftime("%H:%M:%S")
+                first_line = detail.splitlines()[0] if detail else ""
+                self.console.print(f"[{stamp}] {key}: {state} {first_line}".rstrip(), highlight=False)
+
+
+def build_summary(record: BuildRecord) -> Table:
+    table = Table("variant", "platform", "digest", "size", "time", "result", title="build summary")
+    for b in record.builds:
+        table.add_row(
+            b.variant, b.platform, short_digest(b.digest), human_size(b.size_bytes),
+            f"{b.duration_s:.0f}s", f"[{STYLES.get(b.status, '')}]{b.status}[/]",
+        )
+    return table
+
+
+def index_summary(record: BuildRecord) -> Table:
+    table = Table("variant", "index", "platforms", title="indexes")
+    for v in record.variants:
+        table.add_row(v.name, f"{v.tag}@{v.digest}" if v.digest else "[red]not indexed[/]", ", ".join(v.platforms))
+    return table
+
+
+def plan_table(plan: Plan, statuses: dict[str, str] | None = None) -> Table:
+    table = Table("order", "variant", "platform", "builds on", "would", title=f"plan for {plan.repository}")
+    for job in sorted(plan.jobs, key=lambda j: (j.level, j.variant, j.platform)):
+        table.add_row(
+            str(job.level), job.variant, job.platform, job.parent,
+            (statuses or {}).get(job.key, "build"),
+        )
+    return table

@@ -1,0 +1,313 @@
+"""Variants as data: one YAML file per variant, validated into typed models and
+resolved along the parent chain (root -> base -> systemd -> dind -> team variants).
+
+This module knows nothing of Docker or Jinja: it only reads, checks and merges.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from builder.config import Platform
+from builder.errors import FactoryError
+from builder.loading import load_model
+
+ROOT = "root"
+"""The parent name that means 'the factory's root OS image'."""
+
+NAME_PATTERN = r"^[a-z][a-z0-9-]{0,40}$"
+SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Tool(Strict):
+    """A user-facing tool with an exact version and the source it comes from."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    source: Literal["apt", "npm", "pypi", "archive"]
+    version: str = Field(min_length=1)
+    """apt: the upstream version the installed Debian package must have (e.g. 14.1.1);
+    npm/pypi: the exact release; archive: the release the URL names."""
+    package: str | None = None
+    """Package name when it differs from `name` (e.g. fd-find, @openai/codex)."""
+    url: str | None = None
+    sha256: str | None = None
+    """archive only: the tarball and its checksum, verified during the build."""
+    strip_components: int = 1
+    links: dict[str, str] = Field(default_factory=dict)
+    """archive only: command name -> path inside the unpacked archive, linked onto PATH."""
+    check: str | None = None
+    """Command that proves the tool works; default `<name> --version`."""
+    optional: bool = False
+    """Leave the tool out (recorded in the image) when its source can't be reached."""
+
+    @field_validator("version")
+    @classmethod
+    def _exact(cls, value: str) -> str:
+        if any(ch in value for ch in "*^~<>= "):
+            raise ValueError(f"version '{value}' is not exact (no ranges or wildcards)")
+        return value
+
+    @model_validator(mode="after")
+    def _source_fields(self) -> Tool:
+        if self.source == "archive":
+            if not self.url:
+                raise ValueError(f"tool '{self.name}': an archive needs `url`")
+            if not self.sha256 or not SHA256_PATTERN.match(self.sha256):
+                raise ValueError(
+                    f"tool '{self.name}': sha256 must be 64 lowercase hex characters, got {self.sha256!r}"
+                )
+            if not self.links:
+                raise ValueError(f"tool '{self.name}': an archive needs `links` (command -> path)")
+        elif self.url or self.sha256 or self.links:
+            raise ValueError(f"tool '{self.name}': url/sha256/links are for source 'archive' only")
+        return self
+
+    @property
+    def package_name(self) -> str:
+        return self.package or self.name
+
+    @property
+    def check_command(self) -> str:
+        return self.check or f"{self.name} --version"
+
+
+class Runtime(Strict):
+    """How the image must be run (written into labels Headjack reads)."""
+
+    init: list[str] = Field(default_factory=list)
+    """Command to run as PID 1 (e.g. [/sbin/init]); empty: the caller's command."""
+    stop_signal: str | None = None
+    privileged: bool = False
+    """Whether the image wants --privileged where the host allows it."""
+    capabilities: list[str] = Field(default_factory=list)
+    """Minimal capability set: the fallback where --privileged is refused."""
+    security_opt: list[str] = Field(default_factory=list)
+    cgroupns: Literal["host", "private"] | None = None
+    tmpfs: list[str] = Field(default_factory=list)
+    volumes: list[str] = Field(default_factory=list)
+    """Bind mounts (host:container[:mode]) or anonymous volumes (container path)."""
+
+
+class CommandCheck(Strict):
+    name: str
+    run: str
+    user: str | None = None
+    """Default: the image's own user."""
+    exit_code: int = 0
+    expect: str | None = None
+    """Regular expression the combined output must match."""
+    timeout: int = Field(120, gt=0)
+
+    @field_validator("expect")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+
+class FileCheck(Strict):
+    path: str
+    kind: Literal["file", "directory", "any"] = "any"
+    owner: str | None = None
+    """user:group, e.g. developer:developer."""
+    mode: str | None = Field(None, pattern=r"^[0-7]{3,4}$")
+
+
+class MetadataCheck(Strict):
+    user: str | None = None
+    workdir: str | None = None
+    stop_signal: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+
+
+class Checks(Strict):
+    commands: list[CommandCheck] = Field(default_factory=list)
+    files: list[FileCheck] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    metadata: MetadataCheck = Field(default_factory=MetadataCheck)
+
+
+class VariantFile(Strict):
+    """What one file in variants/ declares."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    parent: str
+    template: str
+    platforms: list[Platform] | None = None
+    """Default: the parent's (root: the factory's). A child may not drop a parent's platform."""
+    packages: list[str] = Field(default_factory=list)
+    """Debian packages without a user-facing version (build headers, locales...)."""
+    tools: list[Tool] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    runtime: Runtime | None = None
+    checks: Checks = Field(default_factory=Checks)
+    user: str = "developer"
+    uid: int = Field(1000, ge=1)
+    """UID and GID of `user`; the image's USER is set numerically."""
+
+
+class Variant(BaseModel):
+    """A variant resolved along its parent chain: what it adds plus what it inherits."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: VariantFile
+    path: Path
+    lineage: tuple[str, ...]
+    """Ancestor names from the top (e.g. ('base', 'systemd')), not including itself."""
+    platforms: tuple[str, ...]
+    tools: tuple[Tool, ...]
+    """Inherited tools first, then its own."""
+    runtime: Runtime
+    commands: tuple[CommandCheck, ...]
+    files: tuple[FileCheck, ...]
+    env_checks: dict[str, str]
+    metadata: MetadataCheck
+
+    @property
+    def name(self) -> str:
+        return self.file.name
+
+    @property
+    def parent(self) -> str:
+        return self.file.parent
+
+    @property
+    def own_tools(self) -> tuple[Tool, ...]:
+        return tuple(self.file.tools)
+
+
+def _merge_unique(inherited: Iterable[Tool], own: Iterable[Tool]) -> tuple[Tool, ...]:
+    """Inherited tools first; a child's tool of the same name replaces the parent's."""
+    merged: dict[str, Tool] = {t.name: t for t in inherited}
+    for tool in own:
+        merged[tool.name] = tool
+    return tuple(merged.values())
+
+
+class VariantSet:
+    """Every variant of a project, resolved and in dependency order."""
+
+    def __init__(self, variants: dict[str, Variant]) -> None:
+        self._variants = variants
+
+    def __iter__(self) -> Iterator[Variant]:
+        return iter(self._variants.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._variants
+
+    def __getitem__(self, name: str) -> Variant:
+        try:
+            return self._variants[name]
+        except KeyError:
+            known = ", ".join(self._variants) or "none"
+            raise FactoryError(f"no variant named '{name}' (known: {known})") from None
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._variants)
+
+    def children_of(self, name: str) -> list[Variant]:
+        return [v for v in self._variants.values() if v.parent == name]
+
+    def descendants_of(self, name: str) -> list[Variant]:
+        return [v for v in self._variants.values() if name in v.lineage]
+
+    def select(self, names: Iterable[str]) -> list[Variant]:
+        """The named variants in dependency order (all of them when none is named)."""
+        wanted = list(names)
+        for name in wanted:
+            self[name]  # raises for an unknown name
+        return [v for v in self._variants.values() if not wanted or v.name in wanted]
+
+
+def load_variant_files(folder: Path) -> dict[str, tuple[VariantFile, Path]]:
+    if not folder.is_dir():
+        raise FactoryError(f"{folder}: variants folder not found")
+    files: dict[str, tuple[VariantFile, Path]] = {}
+    for path in sorted([*folder.glob("*.yaml"), *folder.glob("*.yml")]):
+        variant = load_model(path, VariantFile)
+        if variant.name in files:
+            raise FactoryError(
+                f"{path}: name: duplicate variant '{variant.name}' (also in {files[variant.name][1]})"
+            )
+        files[variant.name] = (variant, path)
+    if not files:
+        raise FactoryError(f"{folder}: no variant files (*.yaml)")
+    return files
+
+
+def resolve(files: dict[str, tuple[VariantFile, Path]], root_platforms: list[str]) -> VariantSet:
+    resolved: dict[str, Variant] = {}
+
+    def visit(name: str, chain: tuple[str, ...]) -> Variant:
+        if name in resolved:
+            return resolved[name]
+        spec, path = files[name]
+        if spec.parent in chain or spec.parent == name:
+            cycle = " -> ".join((*chain, name, spec.parent))
+            raise FactoryError(f"{path}: parent: cycle of parents ({cycle})")
+        if spec.parent == ROOT:
+            parent = None
+        elif spec.parent in files:
+            parent = visit(spec.parent, (*chain, name))
+        else:
+            known = ", ".join([ROOT, *files])
+            raise FactoryError(f"{path}: parent: no variant named '{spec.parent}' (known: {known})")
+
+        inherited_platforms = list(parent.platforms) if parent else list(root_platforms)
+        platforms = list(spec.platforms) if spec.platforms is not None else inherited_platforms
+        dropped = [p for p in inherited_platforms if p not in platforms]
+        if dropped:
+            source = f"parent '{spec.parent}'" if parent else "the factory's platforms"
+            raise FactoryError(
+                f"{path}: platforms: drops {', '.join(dropped)} that {source} builds; "
+                "a child must keep every platform of its parent"
+            )
+        variant = Variant(
+            file=spec, path=path,
+            lineage=((*parent.lineage, parent.name) if parent else ()),
+            platforms=tuple(platforms),
+            tools=_merge_unique(parent.tools if parent else (), spec.tools),
+            runtime=spec.runtime or (parent.runtime if parent else Runtime()),
+            commands=(*(parent.commands if parent else ()), *spec.checks.commands),
+            files=(*(parent.files if parent else ()), *spec.checks.files),
+            env_checks={**(parent.env_checks if parent else {}), **spec.checks.env},
+            metadata=_merge_metadata(parent.metadata if parent else MetadataCheck(), spec.checks.metadata),
+        )
+        resolved[name] = variant
+        return variant
+
+    for name in files:
+        visit(name, ())
+    # dependency order: parents before children, stable by file name otherwise
+    ordered = sorted(resolved.values(), key=lambda v: (len(v.lineage), v.name))
+    return VariantSet({v.name: v for v in ordered})
+
+
+def _merge_metadata(parent: MetadataCheck, own: MetadataCheck) -> MetadataCheck:
+    return MetadataCheck(
+        user=own.user or parent.user,
+        workdir=own.workdir or parent.workdir,
+        stop_signal=own.stop_signal or parent.stop_signal,
+        labels={**parent.labels, **own.labels},
+    )
+
+
+def load_variants(folder: Path, root_platforms: list[str]) -> VariantSet:
+    return resolve(load_variant_files(folder), root_platforms)
