@@ -1,0 +1,103 @@
+"""Variant files: validation, inheritance and every bad input the issue lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from builder.errors import FactoryError
+from builder.variants import load_variants
+from tests.conftest import PROJECT_DIR
+
+PLATFORMS = ["linux/amd64", "linux/arm64"]
+SHA = "a" * 64
+
+
+def write(folder: Path, name: str, body: str) -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(body)
+    return path
+
+
+def minimal(name: str, parent: str = "root", extra: str = "") -> str:
+    return f"name: {name}\nparent: {parent}\ntemplate: variant.Dockerfile.j2\n{extra}"
+
+
+def test_project_variants_resolve_in_dependency_order() -> None:
+    variants = load_variants(PROJECT_DIR / "variants", PLATFORMS)
+    assert variants.names == ["base", "systemd", "dind"]
+    dind = variants["dind"]
+    assert dind.lineage == ("base", "systemd")
+    assert dind.platforms == tuple(PLATFORMS)
+    # inherits every tool and check of its ancestors, then adds its own
+    names = [t.name for t in dind.tools]
+    assert names[:3] == ["git", "git-lfs", "ripgrep"] and names[-1] == "docker-compose"
+    check_names = [c.name for c in dind.commands]
+    assert "runs as developer" in check_names and "systemd is PID 1" in check_names
+    assert dind.metadata.stop_signal == "SIGRTMIN+3" and dind.metadata.workdir == "/workspace"
+
+
+def test_every_tool_states_an_exact_version_and_source() -> None:
+    variants = load_variants(PROJECT_DIR / "variants", PLATFORMS)
+    for tool in variants["dind"].tools:
+        assert tool.version and tool.source in {"apt", "npm", "pypi", "archive"}
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        (minimal("a", extra="colour: red\n"), r"a\.yaml: colour: unknown key"),
+        (minimal("a", extra="tempalte: x\n"), r"tempalte: unknown key \(did you mean 'template'\?\)"),
+        ("name: a\nparent: root\n", r"a\.yaml: template: required key is missing"),
+        (minimal("a", extra="packages: vim\n"), r"a\.yaml: packages: Input should be a valid list"),
+        (minimal("a", extra="platforms: [linux/s390x]\n"), r"platforms\[0\]: .*unsupported platform 'linux/s390x'"),
+        (minimal("a", extra="tools:\n  - {name: rg, source: apt}\n"), r"tools\[0\]\.version: required key is missing"),
+        (minimal("a", extra="tools:\n  - {name: rg, source: npm, version: ^1.2}\n"), r"tools\[0\]\.version: .*not exact"),
+        (
+            minimal("a", extra=f"tools:\n  - {{name: x, source: archive, version: '1', url: http://h/x, sha256: {SHA[:-1]}}}\n"),
+            r"tools\[0\]: .*sha256 must be 64 lowercase hex",
+        ),
+        (minimal("a", parent="nosuch"), r"a\.yaml: parent: no variant named 'nosuch'"),
+        (minimal("a", extra="checks:\n  commands:\n    - {name: x, run: true, expect: '('}\n"), r"expect: .*regular expression"),
+    ],
+)
+def test_bad_variant_files_name_file_and_key(tmp_path: Path, body: str, expected: str) -> None:
+    write(tmp_path, "a", body)
+    with pytest.raises(FactoryError, match=expected):
+        load_variants(tmp_path, PLATFORMS)
+
+
+def test_cycle_of_parents_is_reported(tmp_path: Path) -> None:
+    write(tmp_path, "a", minimal("a", parent="b"))
+    write(tmp_path, "b", minimal("b", parent="a"))
+    with pytest.raises(FactoryError, match=r"cycle of parents \(.*a -> b -> a|b -> a -> b"):
+        load_variants(tmp_path, PLATFORMS)
+
+
+def test_duplicate_names_are_reported(tmp_path: Path) -> None:
+    write(tmp_path, "one", minimal("same"))
+    write(tmp_path, "two", minimal("same"))
+    with pytest.raises(FactoryError, match=r"two\.yaml: name: duplicate variant 'same' \(also in .*one\.yaml\)"):
+        load_variants(tmp_path, PLATFORMS)
+
+
+def test_child_cannot_drop_a_parent_platform(tmp_path: Path) -> None:
+    write(tmp_path, "a", minimal("a"))
+    write(tmp_path, "b", minimal("b", parent="a", extra="platforms: [linux/amd64]\n"))
+    with pytest.raises(FactoryError, match=r"b\.yaml: platforms: drops linux/arm64 that parent 'a' builds"):
+        load_variants(tmp_path, PLATFORMS)
+
+
+def test_child_inherits_platforms_and_may_replace_a_tool(tmp_path: Path) -> None:
+    write(tmp_path, "a", minimal("a", extra="tools:\n  - {name: jq, source: apt, version: '1.6'}\n"))
+    write(tmp_path, "b", minimal("b", parent="a", extra="tools:\n  - {name: jq, source: apt, version: '1.7'}\n"))
+    variants = load_variants(tmp_path, PLATFORMS)
+    assert variants["b"].platforms == tuple(PLATFORMS)
+    assert [(t.name, t.version) for t in variants["b"].tools] == [("jq", "1.7")]
+
+
+def test_unknown_variant_selection_names_the_known_ones() -> None:
+    variants = load_variants(PROJECT_DIR / "variants", PLATFORMS)
+    with pytest.raises(FactoryError, match=r"no variant named 'bsae' \(known: base, systemd, dind\)"):
+        variants.select(["bsae"])
