@@ -15,7 +15,7 @@ from rich.table import Table
 
 from builder import build as build_mod
 from builder import lint as lint_mod
-from builder import oci, pipeline, report, rootfs
+from builder import oci, pipeline, records, report, rootfs, smoke
 from builder import registry as registry_mod
 from builder import render as render_mod
 from builder.config import CONFIG_ENV, Settings, load_settings
@@ -317,3 +317,64 @@ def lint(ctx: click.Context) -> None:
     if findings:
         raise FactoryError(f"lint found problems in {len(findings)} target(s)")
     note(f"lint clean: {len(rendered)} Dockerfiles, {len(variants)} variant files")
+
+
+@main.command("test")
+@variant_option
+@platform_option
+@click.option("--image", "image_ref", metavar="REF",
+              help="Test this image (index or single) instead of the build record's.")
+@click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Build record to test (default: the last build's).")
+@click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the results (JSON) here; publish reads them. Default: the state folder's records/test.json.")
+@click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write a JUnit XML report here (for CI).")
+@click.option("--jobs", "parallel", type=click.IntRange(1, 8), default=2, show_default=True,
+              help="Images tested at the same time.")
+@click.pass_context
+@friendly_errors
+def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...], image_ref: str | None,
+             record_path: Path | None, results_path: Path | None, junit_path: Path | None, parallel: int) -> None:
+    """Smoke-test built images on every platform, run the way Headjack runs them.
+
+    Runs each variant's declared checks plus its ancestors', and the runtime
+    check modules in variants/checks/. Exits non-zero if any check fails.
+    """
+    settings = settings_of(ctx)
+    variant_set = pipeline.load(settings)
+    if image_ref:
+        if len(variant_names) > 1:
+            raise FactoryError("--image takes at most one --variant")
+        targets = pipeline.image_targets(image_ref, variant_names[0] if variant_names else None, list(platforms))
+    else:
+        record = records.load(record_path or pipeline.default_record_path(), records.BuildRecord)
+        variant_set.select(variant_names)  # unknown names fail here
+        targets = pipeline.test_targets(record, list(variant_names), list(platforms))
+    if not targets:
+        raise FactoryError("nothing to test: the build record has no built image for that selection")
+
+    def show(result: records.ImageResult) -> None:
+        failed = sum(c.status == "failed" for c in result.checks)
+        word = "[green]passed[/]" if result.passed else "[red]FAILED[/]"
+        note(f"{result.variant} {result.platform}: {word} ({len(result.checks)} checks, {failed} failed)")
+
+    note(f"testing {len(targets)} image(s)")
+    results = smoke.run_tests(variant_set, targets, settings.variants_dir / "checks", parallel=parallel,
+                              on_result=show)
+    saved = records.save(results, results_path or pipeline.default_results_path())
+    if junit_path:
+        junit_path.parent.mkdir(parents=True, exist_ok=True)
+        junit_path.write_text(smoke.junit_xml(results))
+    out_console.print(report.test_summary(results))
+    for image in results.images:
+        if image.error:
+            note(f"[red]{image.variant} {image.platform}: {image.error}[/]")
+        for check in image.checks:
+            if check.status == "failed":
+                note(f"[red]{image.variant} {image.platform}: check '{check.name}' failed:[/] {check.detail}")
+        if not image.passed and image.logs:
+            note(f"--- container logs ({image.variant} {image.platform}) ---\n{image.logs[-3000:]}")
+    note(f"test results: {saved}" + (f"; JUnit: {junit_path}" if junit_path else ""))
+    if not results.passed:
+        raise FactoryError("smoke tests failed")

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import build as build_mod
-from builder import extra_ca, records, rootfs, state
+from builder import extra_ca, oci, records, rootfs, smoke, state
 from builder.config import Settings
+from builder.errors import FactoryError
 from builder.plan import Plan, make_plan, repository, with_ancestors
 from builder.records import BuildRecord
 from builder.render import RenderedVariant, render_all
@@ -87,3 +88,49 @@ def root_reference(settings: Settings, registry: str) -> str:
         return f"{rootfs.root_repository(settings, registry)}:{root.bootstrap.suite}"
     assert root.reference is not None
     return root.reference
+
+
+def default_results_path() -> Path:
+    return state.subdir("records") / "test.json"
+
+
+def test_targets(
+    record: BuildRecord, variant_names: list[str], platforms: list[str],
+) -> list[smoke.Target]:
+    """Every image the record built or reused, narrowed to the asked variants and platforms."""
+    root_repo = record.root.reference.split("@", 1)[0].rsplit(":", 1)[0]
+    targets = []
+    for b in record.builds:
+        if variant_names and b.variant not in variant_names:
+            continue
+        if platforms and b.platform not in platforms:
+            continue
+        if b.digest is None:
+            continue  # failed or skipped builds have nothing to test
+        root_digest = record.root.platforms.get(b.platform)
+        targets.append(smoke.Target(
+            variant=b.variant, platform=b.platform, reference=f"{record.repository}@{b.digest}",
+            root_reference=f"{root_repo}@{root_digest}" if root_digest else None,
+        ))
+    return targets
+
+
+def image_targets(reference: str, variant: str | None, platforms: list[str]) -> list[smoke.Target]:
+    """Targets for any image reference: an index (one per platform) or a single image."""
+    info = oci.inspect(reference)
+    repo = build_mod.repo_of(reference)
+    available = info.platforms or {}
+    wanted = platforms or list(available)
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        raise FactoryError(
+            f"image {reference} has no image for {', '.join(missing)} (it has: {', '.join(available) or 'none'})"
+        )
+    targets = []
+    for platform in wanted:
+        single = f"{repo}@{available[platform]}"
+        name = variant or smoke.ImageFacts.of(single, platform).labels.get("io.headjack.variant")
+        if not name:
+            raise FactoryError(f"image {reference} has no io.headjack.variant label: name it with --variant")
+        targets.append(smoke.Target(variant=name, platform=platform, reference=single))
+    return targets

@@ -108,3 +108,46 @@ def load(path: Path, model: type[Model]) -> Model:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or "(top level)"
         raise FactoryError(f"{path}: not a valid {model.__name__}: {where}: {first['msg']}") from None
+
+
+CheckStatus = Literal["passed", "failed", "omitted"]
+
+
+class CheckOutcome(Record):
+    name: str
+    kind: str
+    status: CheckStatus
+    duration_s: float = 0.0
+    detail: str = ""
+
+
+class ImageResult(Record):
+    variant: str
+    platform: str
+    reference: str
+    checks: list[CheckOutcome]
+    error: str | None = None
+    """Set when the image could not be started or checked at all."""
+    logs: str | None = None
+    """Container logs, kept when something failed."""
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and all(c.status != "failed" for c in self.checks)
+
+
+class TestResults(Record):
+    __test__ = False  # not a pytest class
+    schema_version: int = 1
+    run_id: str
+    images: list[ImageResult]
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.images) and all(i.passed for i in self.images)
+
+    def passed_for(self, variant: str, platform: str, reference: str) -> bool:
+        return any(
+            i.variant == variant and i.platform == platform and i.reference == reference and i.passed
+            for i in self.images
+        )

@@ -15,7 +15,7 @@ from rich.live import Live
 from rich.table import Table
 
 from builder.plan import Plan
-from builder.records import BuildRecord
+from builder.records import BuildRecord, TestResults
 
 STYLES = {
     "waiting": "dim", "building": "cyan", "built": "green", "reused": "green",
@@ -108,5 +108,18 @@ def plan_table(plan: Plan, statuses: dict[str, str] | None = None) -> Table:
         table.add_row(
             str(job.level), job.variant, job.platform, job.parent,
             (statuses or {}).get(job.key, "build"),
+        )
+    return table
+
+
+def test_summary(results: TestResults) -> Table:
+    table = Table("variant", "platform", "image", "checks", "failed", "omitted", "result", title="smoke tests")
+    for image in results.images:
+        failed = sum(c.status == "failed" for c in image.checks) + (1 if image.error else 0)
+        omitted = sum(c.status == "omitted" for c in image.checks)
+        table.add_row(
+            image.variant, image.platform, short_digest(image.reference.split("@")[-1]),
+            str(len(image.checks)), str(failed), str(omitted),
+            "[green]passed[/]" if image.passed else "[bold red]FAILED[/]",
         )
     return table

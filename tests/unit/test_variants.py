@@ -53,13 +53,20 @@ def test_every_tool_states_an_exact_version_and_source() -> None:
         (minimal("a", extra="packages: vim\n"), r"a\.yaml: packages: Input should be a valid list"),
         (minimal("a", extra="platforms: [linux/s390x]\n"), r"platforms\[0\]: .*unsupported platform 'linux/s390x'"),
         (minimal("a", extra="tools:\n  - {name: rg, source: apt}\n"), r"tools\[0\]\.version: required key is missing"),
-        (minimal("a", extra="tools:\n  - {name: rg, source: npm, version: ^1.2}\n"), r"tools\[0\]\.version: .*not exact"),
         (
-            minimal("a", extra=f"tools:\n  - {{name: x, source: archive, version: '1', url: http://h/x, sha256: {SHA[:-1]}}}\n"),
+            minimal("a", extra="tools:\n  - {name: rg, source: npm, version: ^1.2}\n"),
+            r"tools\[0\]\.version: .*not exact",
+        ),
+        (
+            minimal("a", extra="tools:\n  - {name: x, source: archive, version: '1', url: http://h/x, "
+                    f"sha256: {SHA[:-1]}}}\n"),
             r"tools\[0\]: .*sha256 must be 64 lowercase hex",
         ),
         (minimal("a", parent="nosuch"), r"a\.yaml: parent: no variant named 'nosuch'"),
-        (minimal("a", extra="checks:\n  commands:\n    - {name: x, run: true, expect: '('}\n"), r"expect: .*regular expression"),
+        (
+            minimal("a", extra="checks:\n  commands:\n    - {name: x, run: true, expect: '('}\n"),
+            r"expect: .*regular expression",
+        ),
     ],
 )
 def test_bad_variant_files_name_file_and_key(tmp_path: Path, body: str, expected: str) -> None:

@@ -1,0 +1,446 @@
+"""Smoke-test images the way Headjack runs them, with testcontainers.
+
+Each image (one platform, by digest) is started detached with a host folder at
+/workspace: plain images with `sleep infinity`, init images with their init as
+PID 1 and the run profile their labels declare. Then every check the variant
+and its ancestors declare runs by `exec` as the image's user, each under a
+timeout. Containers carry a run label and are always removed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import shlex
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from builder import tools
+from builder.errors import FactoryError
+from builder.records import CheckOutcome, ImageResult, TestResults
+from builder.variants import Variant, VariantSet
+
+RUN_LABEL = "io.headjack.smoke-run"
+OMITTED_TOOLS_FILE = "/usr/local/share/headjack/omitted-tools"
+TIMEOUT_EXIT_CODES = (124, 137)
+
+
+@dataclass(frozen=True)
+class Target:
+    variant: str
+    platform: str
+    reference: str
+    """repository@sha256:... of the single-platform image."""
+    root_reference: str | None = None
+    """The root image for this platform (a small image runtime checks can use)."""
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    """What `docker image inspect` says about the pulled image."""
+
+    user: str
+    workdir: str
+    stop_signal: str
+    labels: dict[str, str]
+    env: dict[str, str]
+    architecture: str
+
+    @classmethod
+    def of(cls, reference: str, platform: str) -> ImageFacts:
+        pulled = tools.run(["docker", "pull", "--quiet", "--platform", platform, reference], check=False, timeout=900)
+        if pulled.returncode != 0:
+            raise FactoryError(f"image {reference} ({platform}) can't be pulled: {pulled.stderr.strip()}")
+        raw = json.loads(tools.run(["docker", "image", "inspect", reference]).stdout)[0]
+        config = raw.get("Config") or {}
+        env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
+        return cls(
+            user=config.get("User") or "", workdir=config.get("WorkingDir") or "",
+            stop_signal=config.get("StopSignal") or "", labels=config.get("Labels") or {},
+            env=env, architecture=raw.get("Architecture", ""),
+        )
+
+
+def _split(value: str | None) -> list[str]:
+    return [v for v in (value or "").split(",") if v]
+
+
+@dataclass(frozen=True)
+class RunProfile:
+    """How to start the image, from its io.headjack.* labels."""
+
+    command: list[str]
+    user: str | None
+    privileged: bool
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_init(self) -> bool:
+        return self.command != ["sleep", "infinity"]
+
+
+def run_profile(labels: dict[str, str], privileged_allowed: bool) -> RunProfile:
+    """Privileged where the image asks for it and the host allows it; otherwise the
+    minimal capability set from the labels (documented fallback)."""
+    init = labels.get("io.headjack.init")
+    if not init:
+        return RunProfile(["sleep", "infinity"], None, False)
+    kwargs: dict[str, Any] = {"tmpfs": {p: "" for p in _split(labels.get("io.headjack.run.tmpfs"))}}
+    binds: dict[str, dict[str, str]] = {}
+    anonymous: list[str] = []
+    for spec in _split(labels.get("io.headjack.run.volumes")):
+        parts = spec.split(":")
+        if len(parts) >= 2:
+            binds[parts[0]] = {"bind": parts[1], "mode": parts[2] if len(parts) > 2 else "rw"}
+        else:
+            anonymous.append(spec)
+    if labels.get("io.headjack.run.cgroupns"):
+        kwargs["cgroupns"] = labels["io.headjack.run.cgroupns"]
+    privileged = labels.get("io.headjack.run.privileged") == "true" and privileged_allowed
+    if privileged:
+        kwargs["privileged"] = True
+    else:
+        kwargs["cap_add"] = _split(labels.get("io.headjack.run.cap-add"))
+        kwargs["security_opt"] = _split(labels.get("io.headjack.run.security-opt"))
+    kwargs["binds"] = binds
+    kwargs["anonymous_volumes"] = anonymous
+    return RunProfile(shlex.split(init), labels.get("io.headjack.init.user", "root"), privileged, kwargs)
+
+
+_privileged_probe: dict[str, bool] = {}
+
+
+def privileged_allowed(reference: str) -> bool:
+    """Whether this host lets a container run --privileged (some VMs refuse it)."""
+    if "result" not in _privileged_probe:
+        probe = tools.run(
+            ["docker", "run", "--rm", "--privileged", "--label", f"{RUN_LABEL}=probe",
+             "--entrypoint", "true", reference], check=False, timeout=300,
+        )
+        _privileged_probe["result"] = probe.returncode == 0
+    return _privileged_probe["result"]
+
+
+class Session:
+    """A started container plus helpers the checks use."""
+
+    def __init__(self, container: Any, facts: ImageFacts, workspace: Path, target: Target) -> None:
+        self.container = container
+        self.facts = facts
+        self.workspace = workspace
+        self.target = target
+
+    @property
+    def user(self) -> str:
+        return self.facts.user or "root"
+
+    def exec(self, argv: list[str], *, user: str | None = None, timeout: int = 120) -> tuple[int, str]:
+        """Run ARGV by plain exec (no shell, no login) in /workspace; timed out -> exit 124."""
+        from testcontainers.core.container import ExecConfig
+
+        guarded = ["timeout", "--kill-after=5", str(timeout), *argv]
+        box: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                box["result"] = self.container.exec(
+                    ExecConfig(command=guarded, user=user or self.user, workdir="/workspace")
+                )
+            except Exception as exc:  # the daemon's own errors, reported as the check's output
+                box["error"] = exc
+
+        worker = threading.Thread(target=call, daemon=True)
+        worker.start()
+        worker.join(timeout + 30)  # the in-container timeout should always fire first
+        if worker.is_alive():
+            return 124, f"no answer after {timeout + 30} s"
+        if "error" in box:
+            return 125, str(box["error"])
+        result = box["result"]
+        return int(result.exit_code), result.output.decode(errors="replace")
+
+    def shell(self, script: str, *, user: str | None = None, timeout: int = 120) -> tuple[int, str]:
+        return self.exec(["bash", "-c", script], user=user, timeout=timeout)
+
+    def logs(self) -> str:
+        try:
+            out, err = self.container.get_logs()
+            text: str = (out + err).decode(errors="replace")
+        except Exception:  # container already gone
+            return ""
+        return text[-8000:]
+
+
+CheckFn = Callable[[Session], str | None]
+
+
+def _runtime_modules(variant: Variant, checks_dir: Path) -> Iterator[tuple[str, ModuleType]]:
+    """Python check modules of the variant's ancestors, then its own (variants/checks/NAME.py)."""
+    for name in (*variant.lineage, variant.name):
+        path = checks_dir / f"{name}.py"
+        if not path.is_file():
+            continue
+        spec = importlib.util.spec_from_file_location(f"headjack_checks_{name}", path)
+        if spec is None or spec.loader is None:
+            continue
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        yield name, module
+
+
+def _timed(name: str, kind: str, fn: Callable[[], tuple[bool, str]]) -> CheckOutcome:
+    start = time.monotonic()
+    try:
+        ok, detail = fn()
+    except AssertionError as exc:
+        ok, detail = False, str(exc) or "assertion failed"
+    except Exception as exc:  # a broken check is a failed check, never a crash of the run
+        ok, detail = False, f"{type(exc).__name__}: {exc}"
+    return CheckOutcome(name=name, kind=kind, status="passed" if ok else "failed",
+                        duration_s=round(time.monotonic() - start, 2), detail=detail[-2000:])
+
+
+def _describe(code: int, output: str, timeout: int) -> str:
+    if code in TIMEOUT_EXIT_CODES:
+        return f"timed out after {timeout} s; output: {output.strip()[-500:]}"
+    return f"exit {code}: {output.strip()[-500:]}"
+
+
+def declared_checks(variant: Variant, session: Session, omitted: set[str]) -> list[CheckOutcome]:
+    results: list[CheckOutcome] = []
+    facts = session.facts
+    for tool in variant.tools:
+        if tool.name in omitted and tool.optional:
+            results.append(CheckOutcome(name=f"tool {tool.name}", kind="tool", status="omitted",
+                                        detail="left out at build time: its source could not be fetched"))
+            continue
+
+        def tool_check(argv: tuple[str, ...] = tuple(shlex.split(tool.check_command))) -> tuple[bool, str]:
+            code, out = session.exec(list(argv), timeout=300)
+            return code == 0, _describe(code, out, 300) if code else out.strip().splitlines()[0][:200]
+
+        results.append(_timed(f"tool {tool.name}: {tool.check_command}", "tool", tool_check))
+
+    for check in variant.commands:
+        def command_check(c: Any = check) -> tuple[bool, str]:
+            code, out = session.shell(c.run, user=c.user, timeout=c.timeout)
+            if code != c.exit_code:
+                return False, f"expected exit {c.exit_code}, got " + _describe(code, out, c.timeout)
+            if c.expect and not re.search(c.expect, out.strip(), re.MULTILINE):
+                return False, f"output does not match /{c.expect}/: {out.strip()[-300:]}"
+            return True, out.strip()[-200:]
+
+        results.append(_timed(check.name, "command", command_check))
+
+    for spec in variant.files:
+        def file_check(f: Any = spec) -> tuple[bool, str]:
+            code, out = session.exec(["stat", "-c", "%F|%U:%G|%a", f.path], user="root")
+            if code != 0:
+                return False, f"{f.path} does not exist"
+            kind, owner, mode = out.strip().split("|")
+            problems = []
+            if f.kind == "file" and kind not in ("regular file", "regular empty file"):
+                problems.append(f"is a {kind}, not a file")
+            if f.kind == "directory" and kind != "directory":
+                problems.append(f"is a {kind}, not a directory")
+            if f.owner and owner != f.owner:
+                problems.append(f"owner {owner}, expected {f.owner}")
+            if f.mode and mode.zfill(4) != f.mode.zfill(4):
+                problems.append(f"mode {mode}, expected {f.mode}")
+            return not problems, "; ".join(problems) or f"{kind} {owner} {mode}"
+
+        results.append(_timed(f"file {spec.path}", "file", file_check))
+
+    for key, expected in variant.env_checks.items():
+        def env_check(k: str = key, want: str = expected) -> tuple[bool, str]:
+            code, out = session.exec(["printenv", k])
+            got = out.strip() if code == 0 else "(unset)"
+            return got == want, f"{k}={got}" + ("" if got == want else f", expected {want}")
+
+        results.append(_timed(f"env {key}", "env", env_check))
+
+    meta = variant.metadata
+    expectations = {
+        "user": (meta.user, facts.user), "workdir": (meta.workdir, facts.workdir),
+        "stop signal": (meta.stop_signal, facts.stop_signal),
+        "platform": (session.target.platform.split("/")[1], facts.architecture),
+        **{f"label {k}": (v, facts.labels.get(k, "(unset)")) for k, v in meta.labels.items()},
+    }
+    for what, (want, got) in expectations.items():
+        if want is None:
+            continue
+        def metadata_check(want: str = want, got: str = got) -> tuple[bool, str]:
+            return got == want, got + ("" if got == want else f", expected {want}")
+
+        results.append(_timed(f"metadata {what}", "metadata", metadata_check))
+    return results
+
+
+def runtime_checks(variant: Variant, session: Session, checks_dir: Path) -> list[CheckOutcome]:
+    results = []
+    for owner, module in _runtime_modules(variant, checks_dir):
+        for attr in sorted(dir(module)):
+            fn = getattr(module, attr)
+            if attr.startswith("check_") and callable(fn):
+                def run(fn: CheckFn = fn) -> tuple[bool, str]:
+                    return True, fn(session) or "ok"
+
+                results.append(_timed(f"{owner}: {attr[6:].replace('_', ' ')}", "runtime", run))
+    return results
+
+
+def _wait_ready(container: Any, profile: RunProfile, timeout: int) -> None:
+    from testcontainers.core.wait_strategies import ExecWaitStrategy
+
+    if profile.has_init:
+        probe = ["bash", "-c", "case $(systemctl is-system-running) in running|degraded) exit 0;; esac; exit 1"]
+    else:
+        probe = ["true"]
+    ExecWaitStrategy(probe).with_startup_timeout(timeout).with_poll_interval(1).wait_until_ready(container)
+
+
+@contextmanager
+def started(
+    target: Target, facts: ImageFacts, profile: RunProfile, run_id: str, ready_timeout: int,
+) -> Iterator[Session]:
+    from docker.types import Mount
+    from testcontainers.core.container import DockerContainer
+
+    workspace = Path(tempfile.mkdtemp(prefix="hjk-workspace-"))
+    workspace.chmod(0o777)  # the image's user (uid 1000) writes here, as with Headjack's bind mount
+    kwargs = dict(profile.kwargs)
+    binds = kwargs.pop("binds", {})
+    mounts = [Mount(target=p, source=None, type="volume") for p in kwargs.pop("anonymous_volumes", [])]
+    container = DockerContainer(target.reference)
+    container.with_command(profile.command)
+    container.with_volume_mapping(str(workspace), "/workspace", "rw")
+    for host, spec in binds.items():
+        container.with_volume_mapping(host, spec["bind"], spec["mode"])
+    container.with_kwargs(
+        platform=target.platform, labels={RUN_LABEL: run_id}, user=profile.user or facts.user or None,
+        mounts=mounts, **kwargs,
+    )
+    try:
+        try:
+            container.start()
+        except Exception as exc:  # docker refused to create or start it
+            raise StartError(f"{target.reference} ({target.platform}) could not start: {exc}", "") from None
+        session = Session(container, facts, workspace, target)
+        try:
+            _wait_ready(container, profile, ready_timeout)
+        except Exception as exc:
+            raise StartError(f"{target.reference} did not become ready within {ready_timeout} s: {exc}",
+                             session.logs()) from None
+        yield session
+    finally:
+        try:
+            container.stop()
+        finally:
+            shutil.rmtree(workspace, ignore_errors=True)
+
+
+class StartError(FactoryError):
+    def __init__(self, message: str, logs: str) -> None:
+        super().__init__(message)
+        self.logs = logs
+
+
+def stop_check(session: Session, timeout: int) -> CheckOutcome:
+    """The image's stop signal shuts its init down cleanly, well within the timeout."""
+    def run() -> tuple[bool, str]:
+        wrapped = session.container.get_wrapped_container()
+        start = time.monotonic()
+        wrapped.stop(timeout=timeout)
+        elapsed = time.monotonic() - start
+        wrapped.reload()
+        code = wrapped.attrs["State"]["ExitCode"]
+        ok = elapsed < timeout - 1
+        return ok, f"stopped in {elapsed:.1f} s with exit {code} ({session.facts.stop_signal or 'SIGTERM'})"
+
+    return _timed(f"stops on {session.facts.stop_signal or 'SIGTERM'}", "lifecycle", run)
+
+
+def check_image(variant: Variant, target: Target, run_id: str, checks_dir: Path) -> ImageResult:
+    slow = target.platform.endswith("arm64")  # emulated here; native elsewhere is only faster
+    ready_timeout = 600 if slow else 180
+    try:
+        facts = ImageFacts.of(target.reference, target.platform)
+        profile = run_profile(facts.labels, privileged_allowed(target.reference) if facts.labels.get(
+            "io.headjack.run.privileged") == "true" else False)
+        with started(target, facts, profile, run_id, ready_timeout) as session:
+            code, out = session.exec(["cat", OMITTED_TOOLS_FILE], user="root")
+            omitted = set(out.split()) if code == 0 else set()
+            checks = declared_checks(variant, session, omitted) + runtime_checks(variant, session, checks_dir)
+            if profile.has_init:
+                checks.append(stop_check(session, timeout=90))
+            logs = session.logs() if any(c.status == "failed" for c in checks) else None
+            return ImageResult(variant=variant.name, platform=target.platform, reference=target.reference,
+                               checks=checks, logs=logs)
+    except StartError as exc:
+        return ImageResult(variant=variant.name, platform=target.platform, reference=target.reference,
+                           checks=[], error=str(exc), logs=exc.logs)
+    except FactoryError as exc:
+        return ImageResult(variant=variant.name, platform=target.platform, reference=target.reference,
+                           checks=[], error=str(exc))
+
+
+def run_tests(
+    variants: VariantSet, targets: list[Target], checks_dir: Path, *, parallel: int = 2,
+    on_result: Callable[[ImageResult], None] = lambda _r: None,
+) -> TestResults:
+    tools.ensure_docker()
+    run_id = uuid.uuid4().hex[:12]
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
+            futures = [pool.submit(check_image, variants[t.variant], t, run_id, checks_dir) for t in targets]
+            images = []
+            for future in futures:
+                result = future.result()
+                on_result(result)
+                images.append(result)
+    finally:
+        remove_leftovers(run_id)
+    return TestResults(run_id=run_id, images=images)
+
+
+def remove_leftovers(run_id: str) -> None:
+    """Belt and braces after Ctrl-C: remove any container this run labelled."""
+    found = tools.run(["docker", "ps", "-aq", "--filter", f"label={RUN_LABEL}={run_id}"], check=False).stdout.split()
+    if found:
+        tools.run(["docker", "rm", "-f", "-v", *found], check=False)
+
+
+def junit_xml(results: TestResults) -> str:
+    from xml.etree import ElementTree as ET
+
+    suites = ET.Element("testsuites", name="hjk-images smoke tests")
+    for image in results.images:
+        failed = sum(c.status == "failed" for c in image.checks) + (1 if image.error else 0)
+        suite = ET.SubElement(suites, "testsuite", name=f"{image.variant} {image.platform}",
+                              tests=str(len(image.checks) + (1 if image.error else 0)), failures=str(failed),
+                              skipped=str(sum(c.status == "omitted" for c in image.checks)))
+        if image.error:
+            case = ET.SubElement(suite, "testcase", classname=image.variant, name="start")
+            ET.SubElement(case, "failure", message=image.error[:500]).text = image.logs or image.error
+        for check in image.checks:
+            case = ET.SubElement(suite, "testcase", classname=f"{image.variant}.{image.platform}",
+                                 name=check.name, time=f"{check.duration_s:.2f}")
+            if check.status == "failed":
+                ET.SubElement(case, "failure", message=check.detail[:500]).text = check.detail
+            elif check.status == "omitted":
+                ET.SubElement(case, "skipped", message=check.detail)
+        if image.logs:
+            ET.SubElement(suite, "system-out").text = image.logs
+    ET.indent(suites)
+    return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
