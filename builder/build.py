@@ -38,6 +38,8 @@ class BuildOptions:
     version: str = "dev"
     created: str = "1970-01-01T00:00:00Z"
     extra_ca: Path | None = None
+    network: str | None = None
+    """RUN steps' network (`host` reaches services on this machine's loopback)."""
 
 
 def created_timestamp(epoch: int | None) -> str:
@@ -81,7 +83,8 @@ class Executor:
         parent_ref = self._parent_reference(job)
         parent_digest = parent_ref.split("@", 1)[1]
         args = {"BASE_IMAGE": parent_ref, "BASE_DIGEST": parent_digest}
-        ident = identity(job, parent_digest, args)
+        # the parent's digest is its identity; where it is served from is not
+        ident = identity(job, parent_digest, {})
         tag = staging_tag(self.plan, job, ident)
         log_path = self.logs / f"{job.variant}-{arch_of(job.platform)}.log"
         if not self.options.force:
@@ -104,6 +107,7 @@ class Executor:
             platform=job.platform, tags=[tag], log_path=log_path,
             build_args={**args, **volatile}, labels={IDENTITY_LABEL: ident},
             secrets=secrets, builder=self.options.builder, no_cache=self.options.no_cache,
+            network=self.options.network,
         ))
         digest = outcome.digest
         return PlatformBuild(
@@ -116,29 +120,32 @@ class Executor:
         """Schedule jobs as their parents finish; a failure skips its descendants."""
         pending = {j.key: j for j in self.plan.jobs}
         running: dict[Future[PlatformBuild], Job] = {}
-        with ThreadPoolExecutor(max_workers=max(1, self.options.max_parallel)) as pool:
-            try:
-                while pending or running:
-                    ready = [
-                        j for j in pending.values()
-                        if j.parent_key is None or j.parent_key in self.results
-                    ]
-                    # deeper jobs first keeps each platform's chain moving
-                    for job in sorted(ready, key=lambda j: (-j.level, j.platform)):
-                        if len(running) >= self.options.max_parallel:
-                            break
-                        del pending[job.key]
-                        running[pool.submit(self.run_job, job)] = job
-                    for job in pending.values():
-                        self.listener(job.key, "waiting", "")
-                    done, _ = wait(running, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        job = running.pop(future)
-                        self._finish(job, future, pending)
-            except KeyboardInterrupt:
-                for future in running:
-                    future.cancel()
-                raise
+        pool = ThreadPoolExecutor(max_workers=max(1, self.options.max_parallel))
+        try:
+            while pending or running:
+                ready = [
+                    j for j in pending.values()
+                    if j.parent_key is None or j.parent_key in self.results
+                ]
+                # deeper jobs first keeps each platform's chain moving
+                for job in sorted(ready, key=lambda j: (-j.level, j.platform)):
+                    if len(running) >= self.options.max_parallel:
+                        break
+                    del pending[job.key]
+                    running[pool.submit(self.run_job, job)] = job
+                for job in pending.values():
+                    self.listener(job.key, "waiting", "")
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    job = running.pop(future)
+                    self._finish(job, future, pending)
+        except KeyboardInterrupt:
+            # stop the running buildx calls; nothing gets indexed, and what was
+            # already pushed is reused by the next run
+            pool.shutdown(wait=False, cancel_futures=True)
+            tools.stop_children()
+            raise
+        pool.shutdown(wait=True)
 
     def _finish(self, job: Job, future: Future[PlatformBuild], pending: dict[str, Job]) -> None:
         try:
@@ -219,7 +226,7 @@ def build(
     )
 
 
-def predict(plan: Plan, root_platforms: dict[str, str] | None, root_repo: str) -> dict[str, str]:
+def predict(plan: Plan, root_platforms: dict[str, str] | None) -> dict[str, str]:
     """What `build` would do per job, without building: 'reuse', or 'build' and why.
 
     Identities need parent digests, so a job is only known reusable when its
@@ -230,14 +237,12 @@ def predict(plan: Plan, root_platforms: dict[str, str] | None, root_repo: str) -
     for job in sorted(plan.jobs, key=lambda j: j.level):
         if job.parent_key is None:
             parent_digest = (root_platforms or {}).get(job.platform)
-            parent_ref = f"{root_repo}@{parent_digest}"
         else:
             parent_digest = digests.get(job.parent_key)
-            parent_ref = f"{plan.repository}@{parent_digest}"
         if parent_digest is None:
             outcome[job.key] = "build (parent is new)" if job.parent_key else "build (no root yet)"
             continue
-        ident = identity(job, parent_digest, {"BASE_IMAGE": parent_ref, "BASE_DIGEST": parent_digest})
+        ident = identity(job, parent_digest, {})
         found = _reusable(staging_tag(plan, job, ident), job.platform)
         if found:
             digests[job.key] = found

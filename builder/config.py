@@ -67,6 +67,19 @@ class EmbeddedRegistryConfig(Strict):
     port: int = Field(5000, ge=1, le=65535)
 
 
+class TagScheme(Strict):
+    """Tags published per variant. Placeholders: {variant} {version} {date} {sha}."""
+
+    moving: list[str] = Field(default_factory=lambda: ["{variant}"])
+    latest_variant: str | None = "base"
+    """This variant also gets `latest`."""
+    date: str | None = "{variant}-{date}"
+    version: str | None = "{variant}-{version}"
+    """Immutable; only when a release version is given (--version or a git tag images/vX.Y.Z)."""
+    sha: str | None = "{variant}-sha-{sha}"
+    """Immutable: the git commit the images were built from."""
+
+
 class FactoryConfig(Strict):
     registry: str | None = None
     """Registry host (ghcr.io, localhost:5000...). None: the embedded local registry."""
@@ -82,6 +95,7 @@ class FactoryConfig(Strict):
     ca_in_image: bool = False
     """Also install the extra CA into the image (off: it never reaches a layer)."""
     labels: dict[str, str] = Field(default_factory=dict)
+    tags: TagScheme = Field(default_factory=TagScheme)
     source_url: str = "https://github.com/gilmanlab/headjack-images"
     license: str = "MIT"
 

@@ -49,6 +49,15 @@ def inspect(reference: str) -> IndexInfo:
         name = _platform_name(entry)
         if name:
             platforms[name] = entry["digest"]
+    if "manifests" not in manifest:
+        # a single-platform image: its platform is in its config
+        config = json.loads(tools.run(
+            ["docker", "buildx", "imagetools", "inspect", "--format", "{{json .Image}}", reference], timeout=120,
+        ).stdout)
+        name = _platform_name({"platform": {"os": config.get("os"), "architecture": config.get("architecture"),
+                                            "variant": config.get("variant")}})
+        if name:
+            platforms[name] = manifest["digest"]
     return IndexInfo(
         reference=reference, digest=manifest["digest"],
         media_type=manifest.get("mediaType", ""), platforms=platforms,

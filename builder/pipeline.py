@@ -6,13 +6,14 @@ and hands on records.
 
 from __future__ import annotations
 
+import datetime as dt
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder import build as build_mod
-from builder import extra_ca, oci, records, rootfs, smoke, state
+from builder import extra_ca, oci, publish, records, rootfs, smoke, state
 from builder.config import Settings
 from builder.errors import FactoryError
 from builder.plan import Plan, make_plan, repository, with_ancestors
@@ -134,3 +135,39 @@ def image_targets(reference: str, variant: str | None, platforms: list[str]) -> 
             raise FactoryError(f"image {reference} has no io.headjack.variant label: name it with --variant")
         targets.append(smoke.Target(variant=name, platform=platform, reference=single))
     return targets
+
+
+def release_version(project: Path, explicit: str | None) -> str | None:
+    """--version, else a git tag images/vX.Y.Z on HEAD, else none."""
+    if explicit:
+        return explicit.removeprefix("v")
+    proc = subprocess.run(
+        ["git", "-C", str(project), "describe", "--tags", "--exact-match", "--match", "images/v*", "HEAD"],
+        capture_output=True, text=True, check=False,
+    )
+    tag = proc.stdout.strip()
+    return tag.removeprefix("images/v") if proc.returncode == 0 and tag else None
+
+
+def default_release_path() -> Path:
+    return state.subdir("records") / "release.json"
+
+
+def publish_stage(
+    settings: Settings, record: BuildRecord, results: records.TestResults, *, version: str | None,
+    force: bool, dry_run: bool, today: dt.date | None = None, only: list[str] | None = None,
+) -> tuple[list[publish.TagPlan], publish.ReleaseRecord | None]:
+    variant_set = load(settings)
+    wanted = {i.name for i in record.variants if not only or i.name in only}
+    variant_set.select(only or [])  # unknown names fail here
+    declared = {v.name: list(v.platforms) for v in variant_set if v.name in wanted}
+    plans = publish.plan_publish(record, results, declared, settings.config.tags, version,
+                                 today or dt.datetime.now(dt.UTC).date(), force)
+    if dry_run:
+        return plans, None
+    published = publish.apply(plans, record.repository)
+    release = publish.ReleaseRecord(
+        created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), revision=record.revision,
+        version=version, repository=record.repository, variants=published,
+    )
+    return plans, release

@@ -115,8 +115,19 @@ def _context(variant: Variant, settings: Settings) -> dict[str, Any]:
         "env": dict(variant.file.env),
         "labels": image_labels(variant, settings),
         "ca_in_image": settings.config.ca_in_image,
-        "fragments": {"root": [], "user": []},
+        "fragments": {
+            "root": [_fragment_name(variant, f) for f in variant.file.fragments.root],
+            "user": [_fragment_name(variant, f) for f in variant.file.fragments.user],
+        },
     }
+
+
+def _fragment_name(variant: Variant, relative: str) -> str:
+    """Template name of a fragment: its path below the variant file's folder."""
+    path = (variant.path.parent / relative).resolve()
+    if not path.is_file():
+        raise FactoryError(f"{variant.path}: fragments: {relative} not found")
+    return path.relative_to(variant.path.parent.resolve()).as_posix()
 
 
 def _tidy(text: str) -> str:
@@ -127,7 +138,12 @@ def _tidy(text: str) -> str:
 
 
 def _context_files(settings: Settings, variant: Variant) -> dict[str, bytes]:
-    folder = settings.templates_dir / "files" / variant.name
+    if variant.file.context_files:
+        folder = (variant.path.parent / variant.file.context_files).resolve()
+        if not folder.is_dir():
+            raise FactoryError(f"{variant.path}: context_files: {variant.file.context_files} is not a folder")
+    else:
+        folder = settings.templates_dir / "files" / variant.name
     if not folder.is_dir():
         return {}
     return {
@@ -137,7 +153,8 @@ def _context_files(settings: Settings, variant: Variant) -> dict[str, bytes]:
 
 
 def render_variant(variant: Variant, settings: Settings) -> RenderedVariant:
-    env = environment((settings.templates_dir,))
+    # the variant's own folder comes second: its fragments, never a template override
+    env = environment((settings.templates_dir, variant.path.parent.resolve()))
     name = variant.file.template
     try:
         template = env.get_template(name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shlex
 import shutil
@@ -30,6 +31,10 @@ from builder import tools
 from builder.errors import FactoryError
 from builder.records import CheckOutcome, ImageResult, TestResults
 from builder.variants import Variant, VariantSet
+
+# Ryuk, testcontainers' reaper, is an image that may not be pullable (air-gapped
+# hosts); every container here carries RUN_LABEL and is removed by this module.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 RUN_LABEL = "io.headjack.smoke-run"
 OMITTED_TOOLS_FILE = "/usr/local/share/headjack/omitted-tools"
@@ -301,13 +306,24 @@ def runtime_checks(variant: Variant, session: Session, checks_dir: Path) -> list
 
 
 def _wait_ready(container: Any, profile: RunProfile, timeout: int) -> None:
-    from testcontainers.core.wait_strategies import ExecWaitStrategy
-
+    """Wait until a readiness command succeeds; fail at once if the container exits."""
     if profile.has_init:
         probe = ["bash", "-c", "case $(systemctl is-system-running) in running|degraded) exit 0;; esac; exit 1"]
     else:
         probe = ["true"]
-    ExecWaitStrategy(probe).with_startup_timeout(timeout).with_poll_interval(1).wait_until_ready(container)
+    wrapped = container.get_wrapped_container()
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        wrapped.reload()
+        if wrapped.status != "running":
+            code = wrapped.attrs["State"].get("ExitCode")
+            raise RuntimeError(f"the container exited (code {code}) before it was ready")
+        if wrapped.exec_run(probe).exit_code == 0:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"`{' '.join(probe)}` did not succeed within {timeout} s")
+        pause.wait(1.0)
 
 
 @contextmanager
@@ -318,7 +334,9 @@ def started(
     from testcontainers.core.container import DockerContainer
 
     workspace = Path(tempfile.mkdtemp(prefix="hjk-workspace-"))
-    workspace.chmod(0o777)  # the image's user (uid 1000) writes here, as with Headjack's bind mount
+    # Headjack mounts the user's project folder, owned by the user that the
+    # image's uid maps to; make ours the same so ownership checks are real.
+    os.chown(workspace, 1000, 1000)
     kwargs = dict(profile.kwargs)
     binds = kwargs.pop("binds", {})
     mounts = [Mount(target=p, source=None, type="volume") for p in kwargs.pop("anonymous_volumes", [])]
@@ -340,7 +358,7 @@ def started(
         try:
             _wait_ready(container, profile, ready_timeout)
         except Exception as exc:
-            raise StartError(f"{target.reference} did not become ready within {ready_timeout} s: {exc}",
+            raise StartError(f"{target.reference} ({target.platform}) did not become ready: {exc}",
                              session.logs()) from None
         yield session
     finally:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -153,6 +154,7 @@ def buildx_build(
     secrets: Sequence[str] = (),
     builder: str | None = None,
     no_cache: bool = False,
+    network: str | None = None,
 ) -> BuildOutcome:
     """Build one platform with buildx and push it; stream the whole log to `log_path`."""
     from python_on_whales.exceptions import DockerException
@@ -168,7 +170,7 @@ def buildx_build(
                 build_args=dict(build_args or {}), labels=dict(labels or {}),
                 secrets=list(secrets), builder=builder, cache=not no_cache,
                 push=True, provenance=False, metadata_file=metadata,
-                progress="plain", stream_logs=True,
+                network=network, progress="plain", stream_logs=True,
             )
             for line in stream:  # type: ignore[union-attr]
                 log.write(redact(line))
@@ -209,3 +211,29 @@ def retry_transient(action: Callable[[], T], attempts: int = 3) -> T:
         wait=wait_exponential(multiplier=2, max=30), reraise=True,
     )
     return retrying(action)
+
+
+def stop_children(sig: int = signal.SIGINT) -> list[int]:
+    """Signal every direct child process (buildx calls started by python-on-whales).
+
+    Ctrl-C in a terminal reaches them through the process group; this covers
+    the cases where only we got the signal (CI runners, `kill -INT`).
+    """
+    me = os.getpid()
+    signalled = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # the command name may hold spaces or parentheses: split after the last ')'
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 1 and fields[1] == str(me):
+            try:
+                os.kill(int(entry.name), sig)
+                signalled.append(int(entry.name))
+            except OSError:
+                pass
+    return signalled

@@ -140,6 +140,16 @@ class Checks(Strict):
     metadata: MetadataCheck = Field(default_factory=MetadataCheck)
 
 
+class Fragments(Strict):
+    """Dockerfile fragments (Jinja partials, paths relative to the variant file)
+    added at the layout's extension points, so a team never copies a template."""
+
+    root: list[str] = Field(default_factory=list)
+    """As root, before the switch to the image's user."""
+    user: list[str] = Field(default_factory=list)
+    """As the image's user, after the switch."""
+
+
 class VariantFile(Strict):
     """What one file in variants/ declares."""
 
@@ -155,6 +165,9 @@ class VariantFile(Strict):
     env: dict[str, str] = Field(default_factory=dict)
     runtime: Runtime | None = None
     checks: Checks = Field(default_factory=Checks)
+    fragments: Fragments = Field(default_factory=Fragments)
+    context_files: str | None = None
+    """A folder (relative to the variant file) copied into the build context as files/."""
     user: str = "developer"
     uid: int = Field(1000, ge=1)
     """UID and GID of `user`; the image's USER is set numerically."""

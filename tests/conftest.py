@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,12 +20,27 @@ import pytest
 from builder import tools
 from builder.config import Settings, load_settings
 from builder.registry import EmbeddedRegistry
+from builder.state import STATE_ENV, state_dir
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 RUN_ID = uuid.uuid4().hex[:12]
 TEST_LABEL = "io.headjack.test-run"
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+
+def _isolate_state() -> None:
+    """Tests get their own state folder (records, locks, registries) but share the
+    keyed caches with real runs: a root file system takes minutes on arm64."""
+    shared_cache = state_dir() / "cache"
+    shared_cache.mkdir(parents=True, exist_ok=True)
+    isolated = Path(tempfile.mkdtemp(prefix="hjk-test-state-"))
+    (isolated / "cache").symlink_to(shared_cache)
+    os.environ[STATE_ENV] = str(isolated)
+
+
+_isolate_state()
+FIXTURE_CONFIG = PROJECT_DIR / "tests" / "fixtures" / "fixture.yaml"
 
 
 def free_port() -> int:

@@ -1,0 +1,140 @@
+"""Publish: move the public tags to tested indexes, all checks first, one step per variant.
+
+Nothing is tagged unless every platform image of the variant passed its smoke
+tests and the index holds every platform the variant declares. Immutable tags
+(version, git sha) never move to another digest without --force.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import re
+from dataclasses import dataclass
+
+from builder import oci, tools
+from builder.config import TagScheme
+from builder.errors import FactoryError
+from builder.records import BuildRecord, Record, TestResults
+
+TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+
+
+class PublishedVariant(Record):
+    variant: str
+    repository: str
+    index_digest: str
+    platforms: dict[str, str]
+    tags: list[str]
+    moved: list[str]
+    """Tags that pointed elsewhere (or nowhere) before this publish."""
+
+    @property
+    def pinned(self) -> str:
+        return f"{self.repository}:{self.tags[0]}@{self.index_digest}"
+
+
+class ReleaseRecord(Record):
+    schema_version: int = 1
+    created: str
+    revision: str
+    version: str | None
+    repository: str
+    variants: list[PublishedVariant]
+
+
+@dataclass(frozen=True)
+class TagPlan:
+    variant: str
+    source: str
+    """repository@index-digest to tag."""
+    index_digest: str
+    platforms: dict[str, str]
+    tags: list[str]
+    immutable: list[str]
+
+
+def tags_for(
+    variant: str, scheme: TagScheme, version: str | None, revision: str, day: dt.date,
+) -> tuple[list[str], list[str]]:
+    """(all tags, the immutable ones) for VARIANT; invalid tags are refused before anything moves."""
+    values = {"variant": variant, "version": version or "", "date": day.strftime("%Y%m%d"), "sha": revision[:7]}
+    moving = [t.format(**values) for t in scheme.moving]
+    if variant == scheme.latest_variant:
+        moving.append("latest")
+    if scheme.date:
+        moving.append(scheme.date.format(**values))
+    immutable = []
+    if version and scheme.version:
+        immutable.append(scheme.version.format(**values))
+    if revision != "unknown" and scheme.sha:
+        immutable.append(scheme.sha.format(**values))
+    tags = list(dict.fromkeys([*moving, *immutable]))
+    for tag in tags:
+        if not TAG_PATTERN.match(tag):
+            raise FactoryError(
+                f"tag '{tag}' for {variant} is not a valid OCI tag "
+                "([A-Za-z0-9_][A-Za-z0-9._-], at most 128 characters)"
+            )
+    return tags, immutable
+
+
+def plan_publish(
+    record: BuildRecord, results: TestResults, declared: dict[str, list[str]], scheme: TagScheme,
+    version: str | None, day: dt.date, force: bool,
+) -> list[TagPlan]:
+    """Check everything first; raise naming the image at fault, before any tag moves."""
+    plans: list[TagPlan] = []
+    for index in record.variants:
+        if index.name not in declared:
+            continue
+        missing = [p for p in declared[index.name] if p not in index.platforms]
+        if missing or not index.digest:
+            what = f"lacks {', '.join(missing)}" if missing else "was not indexed (a platform failed or was skipped)"
+            raise FactoryError(f"refusing to publish {index.name}: its index {what}")
+        for build in record.builds_of(index.name):
+            reference = f"{record.repository}@{build.digest}"
+            if not results.passed_for(index.name, build.platform, reference):
+                raise FactoryError(
+                    f"refusing to publish {index.name}: {reference} ({build.platform}) has no passing smoke test"
+                )
+        tags, immutable = tags_for(index.name, scheme, version, record.revision, day)
+        info = oci.inspect(f"{record.repository}@{index.digest}")
+        missing = [p for p in declared[index.name] if p not in info.platforms]
+        if missing:
+            raise FactoryError(
+                f"refusing to publish {index.name}: the index in the registry lacks {', '.join(missing)}"
+            )
+        for tag in immutable:
+            current = _current_digest(f"{record.repository}:{tag}")
+            if current and current != index.digest and not force:
+                raise FactoryError(
+                    f"refusing to move immutable tag {record.repository}:{tag} from {current} to {index.digest} "
+                    "(use --force to override)"
+                )
+        plans.append(TagPlan(index.name, f"{record.repository}@{index.digest}", index.digest,
+                             info.platforms, tags, immutable))
+    return plans
+
+
+def _current_digest(reference: str) -> str | None:
+    try:
+        return oci.inspect(reference).digest
+    except FactoryError:
+        return None
+
+
+def apply(plans: list[TagPlan], repository: str) -> list[PublishedVariant]:
+    """Move each variant's tags in one imagetools call; tags already right are left alone."""
+    published = []
+    for plan in plans:
+        moved = [t for t in plan.tags if _current_digest(f"{repository}:{t}") != plan.index_digest]
+        if moved:
+            targets = [arg for tag in moved for arg in ("-t", f"{repository}:{tag}")]
+            argv = ["docker", "buildx", "imagetools", "create", *targets, plan.source]
+            tools.retry_transient(functools.partial(tools.run, argv, timeout=600))
+        published.append(PublishedVariant(
+            variant=plan.variant, repository=repository, index_digest=plan.index_digest,
+            platforms=plan.platforms, tags=plan.tags, moved=moved,
+        ))
+    return published

@@ -1,0 +1,57 @@
+"""Docker tier: a real engine, a real registry on a free port, fixture variants
+built for both platforms (arm64 under QEMU here)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from builder.records import BuildRecord, load
+from builder.registry import EmbeddedRegistry
+from tests.conftest import FIXTURE_CONFIG, hjk
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/docker/" in str(item.fspath):
+            item.add_marker(pytest.mark.docker)
+
+
+@dataclass
+class FixtureBuild:
+    registry: EmbeddedRegistry
+    record_path: Path
+    stdout: str
+    stderr: str
+
+    @property
+    def record(self) -> BuildRecord:
+        return load(self.record_path, BuildRecord)
+
+
+def fixture_cli(registry: EmbeddedRegistry, *args: str, config: Path = FIXTURE_CONFIG, check: bool = True):  # type: ignore[no-untyped-def]
+    return hjk("--config", str(config), *args, "--registry", registry.address, check=check)
+
+
+@pytest.fixture(scope="session")
+def root_in_registry(test_registry: EmbeddedRegistry) -> str:
+    """The bootstrapped root, pushed to the test registry (root file systems come from the cache)."""
+    proc = hjk("--config", str(FIXTURE_CONFIG), "root", "bootstrap", "--registry", test_registry.address)
+    return proc.stdout.strip()
+
+
+@pytest.fixture(scope="session")
+def fixture_build(
+    test_registry: EmbeddedRegistry, root_in_registry: str, tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[FixtureBuild]:
+    record = tmp_path_factory.mktemp("records") / "build.json"
+    proc = fixture_cli(test_registry, "build", "--record", str(record))
+    yield FixtureBuild(test_registry, record, proc.stdout, proc.stderr)
+
+
+def json_of(text: str) -> dict:  # type: ignore[type-arg]
+    return json.loads(text)  # type: ignore[no-any-return]

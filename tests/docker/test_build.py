@@ -1,0 +1,112 @@
+"""The build engine on fixture variants, both platforms, against a real registry."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from builder import oci
+from builder.records import BuildRecord, load
+from builder.registry import EmbeddedRegistry
+from tests.conftest import FIXTURE_CONFIG
+from tests.docker.conftest import FixtureBuild, fixture_cli
+
+
+def test_build_makes_an_index_per_variant_with_both_platforms(fixture_build: FixtureBuild) -> None:
+    record = fixture_build.record
+    assert [v.name for v in record.variants] == ["crashing", "tiny", "broken", "leaf"]
+    for variant in record.variants:
+        assert variant.digest, f"{variant.name} was not indexed"
+        index = oci.inspect(f"{variant.tag}")
+        assert index.digest == variant.digest
+        assert set(index.platforms) == {"linux/amd64", "linux/arm64"}
+        for build in record.builds_of(variant.name):
+            assert index.platforms[build.platform] == build.digest
+            assert build.size_bytes and build.size_bytes > 0
+    # the summary names every build with digest, size and result
+    assert "build summary" in fixture_build.stdout and "leaf" in fixture_build.stdout
+
+
+def test_children_build_from_their_parents_digest(fixture_build: FixtureBuild) -> None:
+    record = fixture_build.record
+    for build in record.builds_of("leaf"):
+        parent = next(b for b in record.builds_of("tiny") if b.platform == build.platform)
+        proc = subprocess.run(
+            ["docker", "buildx", "imagetools", "inspect", "--format",
+             '{{ index .Image.Config.Labels "org.opencontainers.image.base.name" }}',
+             f"{record.repository}@{build.digest}"],
+            capture_output=True, text=True, check=True,
+        )
+        assert proc.stdout.strip() == f"{record.repository}@{parent.digest}"
+
+
+def test_arm64_images_say_aarch64(fixture_build: FixtureBuild) -> None:
+    build = next(b for b in fixture_build.record.builds_of("leaf") if b.platform == "linux/arm64")
+    arch = subprocess.run(
+        ["docker", "run", "--rm", "--label", "io.headjack.test-run=arch", "--platform", "linux/arm64",
+         f"{fixture_build.record.repository}@{build.digest}", "uname", "-m"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    assert arch == "aarch64"
+
+
+def test_second_build_reuses_everything(fixture_build: FixtureBuild, tmp_path: Path) -> None:
+    record_path = tmp_path / "again.json"
+    fixture_cli(fixture_build.registry, "build", "--record", str(record_path))
+    again = load(record_path, BuildRecord)
+    assert {b.status for b in again.builds} == {"reused"}
+    first = {b.key: b.digest for b in fixture_build.record.builds}
+    assert {b.key: b.digest for b in again.builds} == first
+    assert [v.digest for v in again.variants] == [v.digest for v in fixture_build.record.variants]
+
+
+def fork_of_fixtures(tmp_path: Path) -> Path:
+    """A copy of the fixture variants a test may edit; returns its overlay config."""
+    shutil.copytree(FIXTURE_CONFIG.parent / "variants", tmp_path / "variants")
+    overlay = tmp_path / "fixture.yaml"
+    overlay.write_text(FIXTURE_CONFIG.read_text())
+    return overlay
+
+
+def test_editing_the_leaf_rebuilds_only_the_leaf(fixture_build: FixtureBuild, tmp_path: Path) -> None:
+    overlay = fork_of_fixtures(tmp_path)
+    (tmp_path / "variants" / "fragments" / "leaf.j2").write_text("RUN echo leaf-edited > /etc/leaf-release\n")
+    record_path = tmp_path / "leaf.json"
+    fixture_cli(fixture_build.registry, "build", "--record", str(record_path), config=overlay)
+    record = load(record_path, BuildRecord)
+    statuses = {b.key: b.status for b in record.builds}
+    assert statuses == {
+        "tiny/amd64": "reused", "tiny/arm64": "reused", "broken/amd64": "reused", "broken/arm64": "reused",
+        "leaf/amd64": "built", "leaf/arm64": "built", "crashing/amd64": "reused", "crashing/arm64": "reused",
+    }
+
+
+def test_a_failed_build_skips_its_children_and_indexes_nothing_of_it(
+    fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    overlay = fork_of_fixtures(tmp_path)
+    variants = tmp_path / "variants"
+    (variants / "fragments" / "leaf.j2").write_text("RUN echo about to fail && exit 7\n")
+    (variants / "leafchild.yaml").write_text(
+        "name: leafchild\nparent: leaf\ntemplate: variant.Dockerfile.j2\n"
+    )
+    record_path = tmp_path / "failed.json"
+    proc = fixture_cli(fixture_build.registry, "build", "--record", str(record_path), config=overlay, check=False)
+    assert proc.returncode == 1
+    assert "leaf linux/amd64 failed" in proc.stderr and "exit 7" in proc.stderr.replace("code: 7", "exit 7")
+    assert "not built because of them: leafchild/amd64, leafchild/arm64" in proc.stderr
+    record = load(record_path, BuildRecord)
+    by_name = {v.name: v for v in record.variants}
+    assert by_name["leaf"].digest is None and by_name["leafchild"].digest is None
+    assert by_name["tiny"].digest and by_name["broken"].digest
+    assert {b.status for b in record.builds_of("leafchild")} == {"skipped"}
+
+
+def test_build_refuses_an_unknown_variant_cleanly(test_registry: EmbeddedRegistry) -> None:
+    proc = fixture_cli(test_registry, "build", "--variant", "nosuch", check=False)
+    assert proc.returncode == 1
+    assert "no variant named 'nosuch' (known: crashing, tiny, broken, leaf)" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
