@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from builder import build as build_mod
@@ -37,7 +38,7 @@ def friendly_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except FactoryError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             sys.exit(1)
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]")
@@ -299,7 +300,7 @@ def build(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[s
     out_console.print(report.index_summary(record))
     note(f"build record: {saved}")
     for failed in (b for b in record.builds if b.status == "failed"):
-        note(f"[red]{failed.variant} {failed.platform} failed[/]; log: {failed.log}\n{failed.error}")
+        note(f"[red]{failed.variant} {failed.platform} failed[/]; log: {failed.log}\n{escape(failed.error or '')}")
     if not record.ok:
         skipped = [b.key for b in record.builds if b.status == "skipped"]
         raise FactoryError(
@@ -317,7 +318,7 @@ def lint(ctx: click.Context) -> None:
     rendered = render_mod.render_all(variants, settings)
     findings = lint_mod.lint(settings, rendered, [v.path for v in variants])
     for finding in findings:
-        note(f"[red]{finding.tool}[/] {finding.target}:\n{finding.output.strip()}")
+        note(f"[red]{finding.tool}[/] {finding.target}:\n{escape(finding.output.strip())}")
     if findings:
         raise FactoryError(f"lint found problems in {len(findings)} target(s)")
     note(f"lint clean: {len(rendered)} Dockerfiles, {len(variants)} variant files")
@@ -373,12 +374,13 @@ def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tupl
     out_console.print(report.test_summary(results))
     for image in results.images:
         if image.error:
-            note(f"[red]{image.variant} {image.platform}: {image.error}[/]")
+            note(f"[red]{image.variant} {image.platform}: {escape(image.error)}[/]")
         for check in image.checks:
             if check.status == "failed":
-                note(f"[red]{image.variant} {image.platform}: check '{check.name}' failed:[/] {check.detail}")
+                note(f"[red]{image.variant} {image.platform}: check '{escape(check.name)}' failed:[/] "
+                     f"{escape(check.detail)}")
         if not image.passed and image.logs:
-            note(f"--- container logs ({image.variant} {image.platform}) ---\n{image.logs[-3000:]}")
+            note(f"--- container logs ({image.variant} {image.platform}) ---\n{escape(image.logs[-3000:])}")
     note(f"test results: {saved}" + (f"; JUnit: {junit_path}" if junit_path else ""))
     if not results.passed:
         raise FactoryError("smoke tests failed")
@@ -494,9 +496,10 @@ def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple
     out_console.print(report.test_summary(results))
     for image in results.images:
         for check in (c for c in image.checks if c.status == "failed"):
-            note(f"[red]{image.variant} {image.platform}: check '{check.name}' failed:[/] {check.detail}")
+            note(f"[red]{image.variant} {image.platform}: check '{escape(check.name)}' failed:[/] "
+                 f"{escape(check.detail)}")
         if image.error:
-            note(f"[red]{image.variant} {image.platform}: {image.error}[/]")
+            note(f"[red]{image.variant} {image.platform}: {escape(image.error)}[/]")
     stage("test", f"{len(results.images)} images" + (" passed" if results.passed else ", [red]FAILED[/]"))
     if not results.passed:
         finish(False)

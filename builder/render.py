@@ -18,7 +18,7 @@ import jinja2
 
 from builder.config import Settings
 from builder.errors import FactoryError
-from builder.variants import Runtime, Variant
+from builder.variants import ROOT, Runtime, Variant
 
 RENDERED_DIR = "rendered"
 
@@ -115,6 +115,7 @@ def _context(variant: Variant, settings: Settings) -> dict[str, Any]:
         "env": dict(variant.file.env),
         "labels": image_labels(variant, settings),
         "ca_in_image": settings.config.ca_in_image,
+        "helpers": HELPERS if variant.parent == ROOT else (),
         "fragments": {
             "root": [_fragment_name(variant, f) for f in variant.file.fragments.root],
             "user": [_fragment_name(variant, f) for f in variant.file.fragments.user],
@@ -137,19 +138,31 @@ def _tidy(text: str) -> str:
     return text.strip() + "\n"
 
 
+# Helper scripts every image on the root gets (children inherit them), in this order.
+HELPERS = ("with-extra-ca", "install-archive", "verify-apt-versions", "prune-foreign-binaries")
+
+
+def _helper_files(settings: Settings, variant: Variant) -> dict[str, bytes]:
+    if variant.parent != ROOT:
+        return {}
+    folder = settings.templates_dir / "files" / "common"
+    return {f"files/{name}": (folder / name).read_bytes() for name in HELPERS}
+
+
 def _context_files(settings: Settings, variant: Variant) -> dict[str, bytes]:
+    files = _helper_files(settings, variant)
     if variant.file.context_files:
         folder = (variant.path.parent / variant.file.context_files).resolve()
         if not folder.is_dir():
             raise FactoryError(f"{variant.path}: context_files: {variant.file.context_files} is not a folder")
     else:
         folder = settings.templates_dir / "files" / variant.name
-    if not folder.is_dir():
-        return {}
-    return {
-        f"files/{p.relative_to(folder)}": p.read_bytes()
-        for p in sorted(folder.rglob("*")) if p.is_file()
-    }
+    if folder.is_dir():
+        files.update({
+            f"files/{p.relative_to(folder)}": p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()
+        })
+    return files
 
 
 def render_variant(variant: Variant, settings: Settings) -> RenderedVariant:

@@ -12,6 +12,7 @@ from types import TracebackType
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
 from builder.plan import Plan
@@ -55,7 +56,7 @@ class Board:
         now = time.monotonic()
         for key, (state, detail, since) in self.status.items():
             elapsed = f"{now - since:.0f}s" if state == "building" else ""
-            table.add_row(key, f"[{STYLES.get(state, '')}]{state}[/]", elapsed, detail[:60])
+            table.add_row(key, f"[{STYLES.get(state, '')}]{state}[/]", elapsed, escape(detail[:60]))
         return table
 
     def __enter__(self) -> Board:
@@ -82,7 +83,7 @@ class Board:
             else:
                 stamp = time.strftime("%H:%M:%S")
                 first_line = detail.splitlines()[0] if detail else ""
-                self.console.print(f"[{stamp}] {key}: {state} {first_line}".rstrip(), highlight=False)
+                self.console.print(escape(f"[{stamp}] {key}: {state} {first_line}".rstrip()), highlight=False)
 
 
 def build_summary(record: BuildRecord) -> Table:

@@ -1,0 +1,98 @@
+"""Archive sources for real: served from a local HTTP server, verified by sha256 in the build."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import io
+import subprocess
+import tarfile
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from builder.records import BuildRecord, load
+from builder.registry import EmbeddedRegistry
+from tests.conftest import FIXTURE_CONFIG, RUN_ID, TEST_LABEL, free_port
+from tests.docker.conftest import fixture_cli
+
+
+@pytest.fixture(scope="module")
+def archive_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """Serves hello-1.0.tar.gz on loopback; yields (url, sha256)."""
+    folder = tmp_path_factory.mktemp("downloads")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        script = b"#!/bin/sh\necho hello from the archive\n"
+        info = tarfile.TarInfo("hello-1.0/bin/hello")
+        info.size, info.mode = len(script), 0o755
+        tar.addfile(info, io.BytesIO(script))
+    (folder / "hello-1.0.tar.gz").write_bytes(buffer.getvalue())
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield (f"http://127.0.0.1:{server.server_address[1]}/hello-1.0.tar.gz",
+               hashlib.sha256(buffer.getvalue()).hexdigest())
+    finally:
+        server.shutdown()
+
+
+def variant_with_archive(tmp_path: Path, url: str, sha256: str, optional: bool = False) -> Path:
+    variants = tmp_path / "variants"
+    variants.mkdir()
+    (variants / "archived.yaml").write_text(
+        "name: archived\nparent: root\ntemplate: variant.Dockerfile.j2\npackages: [curl]\n"
+        "tools:\n"
+        f"  - {{name: hello, source: archive, version: '1.0', url: '{url}', sha256: {sha256}, "
+        f"links: {{hello: bin/hello}}, optional: {str(optional).lower()}}}\n"
+    )
+    overlay = tmp_path / "fixture.yaml"
+    overlay.write_text(FIXTURE_CONFIG.read_text())
+    return overlay
+
+
+def build_archived(registry: EmbeddedRegistry, overlay: Path, record: Path):  # type: ignore[no-untyped-def]
+    return fixture_cli(registry, "build", "--variant", "archived", "--platform", "linux/amd64",
+                       "--network", "host", "--record", str(record), config=overlay, check=False)
+
+
+def test_right_checksum_installs(
+    test_registry: EmbeddedRegistry, root_in_registry: str, archive_server: tuple[str, str], tmp_path: Path,
+) -> None:
+    url, sha = archive_server
+    overlay = variant_with_archive(tmp_path, url, sha)
+    proc = build_archived(test_registry, overlay, tmp_path / "ok.json")
+    assert proc.returncode == 0, proc.stderr
+    (build,) = load(tmp_path / "ok.json", BuildRecord).builds
+    out = subprocess.run(
+        ["docker", "run", "--rm", "--label", f"{TEST_LABEL}={RUN_ID}", f"{build.staging_tag}@{build.digest}", "hello"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert out.strip() == "hello from the archive"
+
+
+def test_wrong_checksum_fails_the_build_naming_the_tool(
+    test_registry: EmbeddedRegistry, root_in_registry: str, archive_server: tuple[str, str], tmp_path: Path,
+) -> None:
+    url, sha = archive_server
+    wrong = "0" * 64
+    overlay = variant_with_archive(tmp_path, url, wrong)
+    proc = build_archived(test_registry, overlay, tmp_path / "bad.json")
+    assert proc.returncode == 1
+    assert f"tool hello 1.0: sha256 mismatch for {url}: expected {wrong}, got {sha}" in proc.stderr
+    assert load(tmp_path / "bad.json", BuildRecord).builds[0].status == "failed"
+
+
+def test_unreachable_required_source_names_tool_and_url(
+    test_registry: EmbeddedRegistry, root_in_registry: str, tmp_path: Path,
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}/gone-1.0.tar.gz"
+    overlay = variant_with_archive(tmp_path, url, "1" * 64)
+    proc = build_archived(test_registry, overlay, tmp_path / "gone.json")
+    assert proc.returncode == 1
+    assert f"tool hello 1.0: can't fetch {url}" in proc.stderr

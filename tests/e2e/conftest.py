@@ -1,0 +1,57 @@
+"""End-to-end tier: the real variants, released against a registry of their own.
+
+The registry's storage sits in the shared cache, so on the same machine a later
+run reuses every image whose inputs did not change (identity-keyed), while a
+fresh machine builds everything.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from builder.records import BuildRecord, TestResults, load
+from builder.registry import EmbeddedRegistry
+from builder.state import STATE_ENV
+from tests.conftest import free_port, hjk
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/e2e/" in str(item.fspath):
+            item.add_marker(pytest.mark.slow)
+
+
+@dataclass
+class Release:
+    registry: EmbeddedRegistry
+    stdout: str
+    stderr: str
+    records: Path
+
+    @property
+    def build(self) -> BuildRecord:
+        return load(self.records / "build.json", BuildRecord)
+
+    @property
+    def results(self) -> TestResults:
+        return load(self.records / "test.json", TestResults)
+
+
+@pytest.fixture(scope="session")
+def e2e_registry(docker_engine: None) -> Iterator[EmbeddedRegistry]:
+    storage = Path(os.environ[STATE_ENV]) / "cache" / "e2e-registry"
+    reg = EmbeddedRegistry(free_port(), storage)
+    reg.up()
+    yield reg
+    reg.down()
+
+
+@pytest.fixture(scope="session")
+def released(e2e_registry: EmbeddedRegistry) -> Release:
+    proc = hjk("release", "--registry", e2e_registry.address)
+    return Release(e2e_registry, proc.stdout, proc.stderr, Path(os.environ[STATE_ENV]) / "records")
