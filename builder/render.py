@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,9 +52,15 @@ class RenderedVariant:
         return folder / "Dockerfile"
 
 
+def double_quoted(value: object) -> str:
+    """A Dockerfile double-quoted string (ENV, LABEL). `$` stays live so build args expand."""
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
 @functools.cache
 def environment(search_path: tuple[Path, ...]) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -61,13 +68,15 @@ def environment(search_path: tuple[Path, ...]) -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,  # Dockerfiles, not HTML
     )
+    env.filters["dq"] = double_quoted
+    return env
 
 
 def runtime_labels(runtime: Runtime) -> dict[str, str]:
     """How the image must be run, in labels Headjack (and our smoke tests) read."""
     labels: dict[str, str] = {}
     if runtime.init:
-        labels["io.headjack.init"] = " ".join(runtime.init)
+        labels["io.headjack.init"] = shlex.join(runtime.init)  # read back with shlex.split
         labels["io.headjack.init.user"] = "root"
     if runtime.privileged:
         labels["io.headjack.run.privileged"] = "true"

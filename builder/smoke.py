@@ -339,12 +339,15 @@ def started(
     os.chown(workspace, 1000, 1000)
     kwargs = dict(profile.kwargs)
     binds = kwargs.pop("binds", {})
+    tmpfs = kwargs.pop("tmpfs", {})
     mounts = [Mount(target=p, source=None, type="volume") for p in kwargs.pop("anonymous_volumes", [])]
     container = DockerContainer(target.reference)
     container.with_command(profile.command)
     container.with_volume_mapping(str(workspace), "/workspace", "rw")
     for host, spec in binds.items():
         container.with_volume_mapping(host, spec["bind"], spec["mode"])
+    for path in tmpfs:
+        container.with_tmpfs_mount(path)
     container.with_kwargs(
         platform=target.platform, labels={RUN_LABEL: run_id}, user=profile.user or facts.user or None,
         mounts=mounts, **kwargs,

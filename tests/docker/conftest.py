@@ -55,3 +55,12 @@ def fixture_build(
 
 def json_of(text: str) -> dict:  # type: ignore[type-arg]
     return json.loads(text)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def passing_results(fixture_build: FixtureBuild, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Smoke-test results in which tiny and leaf passed on both platforms."""
+    results = tmp_path_factory.mktemp("results") / "test.json"
+    hjk("--config", str(FIXTURE_CONFIG), "test", "--record", str(fixture_build.record_path),
+        "--variant", "tiny", "--variant", "leaf", "--results", str(results))
+    return results

@@ -48,7 +48,7 @@ def variant_with_archive(tmp_path: Path, url: str, sha256: str, optional: bool =
     (variants / "archived.yaml").write_text(
         "name: archived\nparent: root\ntemplate: variant.Dockerfile.j2\npackages: [curl]\n"
         "tools:\n"
-        f"  - {{name: hello, source: archive, version: '1.0', url: '{url}', sha256: {sha256}, "
+        f"  - {{name: hello, source: archive, version: '1.0', url: '{url}', sha256: '{sha256}', "
         f"links: {{hello: bin/hello}}, optional: {str(optional).lower()}}}\n"
     )
     overlay = tmp_path / "fixture.yaml"

@@ -82,3 +82,11 @@ def test_fork_adds_a_variant_without_code_change(tmp_path: Path) -> None:
     hjk("--config", str(overlay), "render", "--variant", "team", "--out", str(out))
     text = (out / "team" / "Dockerfile").read_text()
     assert "      libpq-dev \\\n      postgresql-client \\\n" in text
+
+
+def test_label_and_env_values_are_quoted_the_dockerfile_way() -> None:
+    from builder.render import double_quoted
+
+    value = "sh -c 'echo \"hi\"; exit 9' \\ done"
+    assert double_quoted(value) == "\"sh -c 'echo \\\"hi\\\"; exit 9' \\\\ done\""
+    assert double_quoted("${BUILD_REVISION}") == '"${BUILD_REVISION}"'

@@ -1,0 +1,97 @@
+"""Publishing fixture variants to a real registry: only what passed, immutable tags kept."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+from pathlib import Path
+
+from builder import oci
+from builder.registry import catalog
+from tests.conftest import FIXTURE_CONFIG, hjk
+from tests.docker.conftest import FixtureBuild
+
+
+def publish(fixture_build: FixtureBuild, results: Path, tmp_path: Path, *args: str,
+            config: Path = FIXTURE_CONFIG) -> subprocess.CompletedProcess[str]:
+    return hjk("--config", str(config), "publish", "--record", str(fixture_build.record_path),
+               "--results", str(results), "--release-record", str(tmp_path / "release.json"), *args, check=False)
+
+
+def tags_of(fixture_build: FixtureBuild) -> set[str]:
+    repo = fixture_build.record.repository.split("/", 1)[1]
+    return set(catalog(fixture_build.registry.address).get(repo, []))
+
+
+def test_publish_refuses_an_image_whose_tests_failed(
+    fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    results = tmp_path / "broken.json"
+    hjk("--config", str(FIXTURE_CONFIG), "test", "--record", str(fixture_build.record_path),
+        "--variant", "broken", "--results", str(results), check=False)
+    proc = publish(fixture_build, results, tmp_path, "--variant", "broken")
+    assert proc.returncode == 1
+    assert "refusing to publish broken:" in proc.stderr and "has no passing smoke test" in proc.stderr
+    assert "broken" not in tags_of(fixture_build)
+
+
+def test_dry_run_changes_nothing(fixture_build: FixtureBuild, passing_results: Path, tmp_path: Path) -> None:
+    before = tags_of(fixture_build)
+    proc = publish(fixture_build, passing_results, tmp_path, "--variant", "tiny", "--dry-run")
+    assert proc.returncode == 0, proc.stderr
+    assert "would tag" in proc.stderr and "dry run: nothing changed" in proc.stderr
+    assert tags_of(fixture_build) == before
+    assert not (tmp_path / "release.json").exists()
+
+
+def test_publish_tags_tested_indexes_then_moves_nothing_the_second_time(
+    fixture_build: FixtureBuild, passing_results: Path, tmp_path: Path,
+) -> None:
+    proc = publish(fixture_build, passing_results, tmp_path, "--variant", "tiny", "--variant", "leaf")
+    assert proc.returncode == 0, proc.stderr
+    record = fixture_build.record
+    today = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+    sha = record.revision[:7]
+    for variant in ("tiny", "leaf"):
+        for tag in (variant, f"{variant}-{today}", f"{variant}-sha-{sha}"):
+            index = oci.inspect(f"{record.repository}:{tag}")
+            assert index.digest == record.variant(variant).digest
+            assert set(index.platforms) == {"linux/amd64", "linux/arm64"}
+        assert f"{record.repository}:{variant}@{record.variant(variant).digest}" in proc.stdout
+    release = json.loads((tmp_path / "release.json").read_text())
+    assert {v["variant"] for v in release["variants"]} == {"tiny", "leaf"}
+    again = publish(fixture_build, passing_results, tmp_path, "--variant", "tiny", "--variant", "leaf")
+    assert again.returncode == 0, again.stderr
+    assert all(v["moved"] == [] for v in json.loads((tmp_path / "release.json").read_text())["variants"])
+
+
+def test_an_immutable_tag_is_never_moved_without_force(
+    fixture_build: FixtureBuild, passing_results: Path, tmp_path: Path,
+) -> None:
+    record = fixture_build.record
+    leaf_index = record.variant("leaf").digest
+    # someone already published tiny-9.9.9 from another index
+    subprocess.run(["docker", "buildx", "imagetools", "create", "-t", f"{record.repository}:tiny-9.9.9",
+                    f"{record.repository}@{leaf_index}"], capture_output=True, check=True)
+    proc = publish(fixture_build, passing_results, tmp_path, "--variant", "tiny", "--version", "9.9.9")
+    assert proc.returncode == 1
+    assert f"refusing to move immutable tag {record.repository}:tiny-9.9.9 from {leaf_index}" in proc.stderr
+    assert oci.inspect(f"{record.repository}:tiny-9.9.9").digest == leaf_index
+    forced = publish(fixture_build, passing_results, tmp_path, "--variant", "tiny", "--version", "9.9.9", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert oci.inspect(f"{record.repository}:tiny-9.9.9").digest == record.variant("tiny").digest
+
+
+def test_an_invalid_tag_is_rejected_before_anything_is_pushed(
+    fixture_build: FixtureBuild, passing_results: Path, tmp_path: Path,
+) -> None:
+    overlay = tmp_path / "tags.yaml"
+    overlay.write_text(FIXTURE_CONFIG.read_text() + "tags:\n  moving: ['{variant}', 'x{variant}/nested']\n")
+    (tmp_path / "variants").symlink_to(FIXTURE_CONFIG.parent / "variants")
+    before = tags_of(fixture_build)
+    proc = publish(fixture_build, passing_results, tmp_path, "--variant", "leaf", config=overlay)
+    assert proc.returncode == 1
+    assert "tag 'xleaf/nested' for leaf is not a valid OCI tag" in proc.stderr
+    assert tags_of(fixture_build) == before
+    assert not (tmp_path / "release.json").exists()
