@@ -184,14 +184,23 @@ def _reusable(tag: str, platform: str) -> str | None:
 
 def join_indexes(plan: Plan, results: dict[str, PlatformBuild]) -> list[VariantIndex]:
     """One index per variant whose every platform succeeded; none for the others."""
+    wanted = [
+        VariantIndex(name=variant, platforms=list(platforms),
+                     parent=plan.job(f"{variant}/{arch_of(platforms[0])}").parent if platforms else "")
+        for variant, platforms in plan.variants.items()
+    ]
+    return join(plan.repository, wanted, results)
+
+
+def join(repository: str, wanted: list[VariantIndex], results: dict[str, PlatformBuild]) -> list[VariantIndex]:
+    """Index each wanted variant from its platform builds (keyed 'variant/arch')."""
     indexes: list[VariantIndex] = []
-    for variant, platforms in plan.variants.items():
-        builds = [results[f"{variant}/{arch_of(p)}"] for p in platforms]
-        parent = plan.job(f"{variant}/{arch_of(platforms[0])}").parent if platforms else ""
-        entry = VariantIndex(name=variant, platforms=list(platforms), parent=parent)
-        if builds and all(b.status in ("built", "reused") and b.digest for b in builds):
-            tag = index_tag(plan, variant, [b.identity for b in builds])
-            sources = [f"{plan.repository}@{b.digest}" for b in builds]
+    for entry in wanted:
+        variant, platforms = entry.name, entry.platforms
+        builds = [results[key] for p in platforms if (key := f"{variant}/{arch_of(p)}") in results]
+        if len(builds) == len(platforms) and all(b.status in ("built", "reused") and b.digest for b in builds):
+            tag = index_tag(repository, variant, [b.identity for b in builds])
+            sources = [f"{repository}@{b.digest}" for b in builds]
             index = tools.retry_transient(functools.partial(oci.join_index, tag, sources))
             missing = set(platforms) - set(index.platforms)
             if missing:
@@ -250,3 +259,38 @@ def predict(plan: Plan, root_platforms: dict[str, str] | None) -> dict[str, str]
         else:
             outcome[job.key] = "build (inputs changed)"
     return outcome
+
+
+def merge(records: list[BuildRecord], declared: dict[str, list[str]]) -> BuildRecord:
+    """Join per-platform build records (one per runner) into indexes.
+
+    Refuses, before writing any index, a variant that lacks a declared platform.
+    """
+    if not records:
+        raise FactoryError("nothing to merge: no build records given")
+    first = records[0]
+    results: dict[str, PlatformBuild] = {}
+    for record in records:
+        if record.repository != first.repository:
+            raise FactoryError(f"records push to different repositories: {first.repository}, {record.repository}")
+        for b in record.builds:
+            if b.key in results:
+                raise FactoryError(f"{b.variant} {b.platform} is in more than one record")
+            results[b.key] = b
+    wanted: list[VariantIndex] = []
+    for name in dict.fromkeys(v.name for r in records for v in r.variants):
+        platforms = declared.get(name)
+        if platforms is None:
+            raise FactoryError(f"the records hold variant '{name}', which the variant files don't declare")
+        have = {b.platform for b in results.values() if b.variant == name and b.status in ("built", "reused")}
+        missing = [p for p in platforms if p not in have]
+        if missing:
+            raise FactoryError(f"refusing to index {name}: no successful build for {', '.join(missing)}")
+        parent = next(v.parent for r in records for v in r.variants if v.name == name)
+        wanted.append(VariantIndex(name=name, platforms=platforms, parent=parent))
+    root_platforms = {p: d for r in records for p, d in r.root.platforms.items()}
+    return first.model_copy(update={
+        "builds": list(results.values()),
+        "variants": join(first.repository, wanted, results),
+        "root": first.root.model_copy(update={"platforms": root_platforms}),
+    })

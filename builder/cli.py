@@ -389,8 +389,8 @@ def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tupl
 @main.command("publish")
 @click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Build record (default: the last build's).")
-@click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Test results (default: the last test run's).")
+@click.option("--results", "results_paths", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Test results, repeatable (one per platform runner). Default: the last test run's.")
 @click.option("--version", "version", help="Release version for the immutable V-<version> tag "
               "(default: from a git tag images/vX.Y.Z on HEAD).")
 @click.option("--force", is_flag=True, help="Allow moving an immutable tag to a different digest.")
@@ -400,12 +400,14 @@ def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tupl
 @variant_option
 @click.pass_context
 @friendly_errors
-def publish_cmd(ctx: click.Context, record_path: Path | None, results_path: Path | None, version: str | None,
+def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tuple[Path, ...], version: str | None,
                 force: bool, dry_run: bool, release_path: Path | None, variant_names: tuple[str, ...]) -> None:
     """Move the public tags to tested indexes: only what passed, one step per variant."""
     settings = settings_of(ctx)
     record = records.load(record_path or pipeline.default_record_path(), records.BuildRecord)
-    results = records.load(results_path or pipeline.default_results_path(), records.TestResults)
+    results = records.merge_results([
+        records.load(p, records.TestResults) for p in results_paths or (pipeline.default_results_path(),)
+    ])
     show_release(*pipeline.publish_stage(
         settings, record, results, version=pipeline.release_version(settings.project_dir, version),
         force=force, dry_run=dry_run, only=list(variant_names),
@@ -511,3 +513,22 @@ def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple
     moved = sum(len(v.moved) for v in release_record.variants) if release_record else 0
     stage("publish", f"{len(plans)} variants, {moved} tags moved")
     finish(True)
+
+
+@main.command()
+@click.argument("record_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the merged build record here (default: the state folder's records/build.json).")
+@click.pass_context
+@friendly_errors
+def merge(ctx: click.Context, record_files: tuple[Path, ...], record_path: Path | None) -> None:
+    """Join per-platform build records (e.g. one per CI runner) into multi-arch indexes.
+
+    Refuses a variant whose declared platforms are not all built.
+    """
+    settings = settings_of(ctx)
+    declared = {v.name: list(v.platforms) for v in pipeline.load(settings)}
+    merged = build_mod.merge([records.load(p, records.BuildRecord) for p in record_files], declared)
+    saved = pipeline.save_record(merged, record_path)
+    out_console.print(report.index_summary(merged))
+    note(f"merged build record: {saved}")

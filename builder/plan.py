@@ -110,7 +110,7 @@ def staging_tag(plan: Plan, job: Job, build_identity: str) -> str:
     return f"{plan.repository}:build-{job.variant}-{arch_of(job.platform)}-{build_identity[:16]}"
 
 
-def index_tag(plan: Plan, variant: str, identities: list[str]) -> str:
+def index_tag(repository: str, variant: str, identities: list[str]) -> str:
     """Staging tag of a variant's joined index, named by its platforms' identities."""
     joined = hashlib.sha256("".join(sorted(identities)).encode()).hexdigest()[:16]
-    return f"{plan.repository}:build-{variant}-{joined}"
+    return f"{repository}:build-{variant}-{joined}"

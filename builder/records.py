@@ -151,3 +151,8 @@ class TestResults(Record):
             i.variant == variant and i.platform == platform and i.reference == reference and i.passed
             for i in self.images
         )
+
+
+def merge_results(parts: list[TestResults]) -> TestResults:
+    """Test results of several runs (one per platform runner) as one."""
+    return TestResults(run_id="+".join(p.run_id for p in parts), images=[i for p in parts for i in p.images])

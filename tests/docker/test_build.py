@@ -9,7 +9,7 @@ from pathlib import Path
 from builder import oci
 from builder.records import BuildRecord, load
 from builder.registry import EmbeddedRegistry
-from tests.conftest import FIXTURE_CONFIG
+from tests.conftest import FIXTURE_CONFIG, hjk
 from tests.docker.conftest import FixtureBuild, fixture_cli
 
 
@@ -110,3 +110,22 @@ def test_build_refuses_an_unknown_variant_cleanly(test_registry: EmbeddedRegistr
     assert "Traceback" not in proc.stderr
 
 
+
+
+def test_merge_joins_per_platform_records_and_refuses_a_missing_platform(
+    fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    for arch in ("amd64", "arm64"):
+        fixture_cli(fixture_build.registry, "build", "--variant", "tiny", "--platform", f"linux/{arch}",
+                    "--record", str(tmp_path / f"record-{arch}.json"))
+    merged = tmp_path / "merged.json"
+    hjk("--config", str(FIXTURE_CONFIG), "merge", str(tmp_path / "record-amd64.json"),
+        str(tmp_path / "record-arm64.json"), "--record", str(merged))
+    tiny = load(merged, BuildRecord).variant("tiny")
+    assert tiny.digest == fixture_build.record.variant("tiny").digest  # same images, same index
+    assert set(oci.inspect(f"{tiny.tag}").platforms) == {"linux/amd64", "linux/arm64"}
+    alone = hjk("--config", str(FIXTURE_CONFIG), "merge", str(tmp_path / "record-amd64.json"),
+                "--record", str(tmp_path / "alone.json"), check=False)
+    assert alone.returncode == 1
+    assert "refusing to index tiny: no successful build for linux/arm64" in alone.stderr
+    assert not (tmp_path / "alone.json").exists()
