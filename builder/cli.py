@@ -50,7 +50,8 @@ def friendly_errors(func: F) -> F:
 def settings_of(ctx: click.Context) -> Settings:
     obj = ctx.ensure_object(dict)
     if "settings" not in obj:
-        obj["settings"] = load_settings(obj.get("config"))
+        overrides = {"namespace": obj["namespace"]} if obj.get("namespace") else {}
+        obj["settings"] = load_settings(obj.get("config"), overrides=overrides)
     settings: Settings = obj["settings"]
     return settings
 
@@ -70,15 +71,19 @@ registry_option = click.option(
     "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
     envvar=CONFIG_ENV, help=f"Overlay file merged over factory.yaml (also ${CONFIG_ENV}).",
 )
+@click.option("--namespace", envvar="HJK_NAMESPACE", metavar="NAME",
+              help="Override the namespace images are pushed under (e.g. a GitHub org; also $HJK_NAMESPACE).")
 @click.version_option(package_name="headjack-images")
 @click.pass_context
-def main(ctx: click.Context, config_path: Path | None) -> None:
+def main(ctx: click.Context, config_path: Path | None, namespace: str | None) -> None:
     """Build, test and publish the Headjack agent images (base -> systemd -> dind).
 
     Typical use: `hjk-images release` runs every stage against the embedded
     local registry; name a registry with --registry or in factory.yaml.
     """
-    ctx.ensure_object(dict)["config"] = config_path
+    obj = ctx.ensure_object(dict)
+    obj["config"] = config_path
+    obj["namespace"] = namespace.lower() if namespace else None  # OCI names are lower case
 
 
 # --- registry -----------------------------------------------------------------
@@ -316,7 +321,7 @@ def lint(ctx: click.Context) -> None:
     settings = settings_of(ctx)
     variants = pipeline.load(settings).select([])
     rendered = render_mod.render_all(variants, settings)
-    findings = lint_mod.lint(settings, rendered, [v.path for v in variants])
+    findings = lint_mod.lint(settings, rendered, [v.path for v in variants], main)
     for finding in findings:
         note(f"[red]{finding.tool}[/] {finding.target}:\n{escape(finding.output.strip())}")
     if findings:

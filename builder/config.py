@@ -167,14 +167,17 @@ class Settings(BaseModel):
         return self.project_dir
 
 
-def load_settings(overlay: Path | None = None, project_dir: Path | None = None) -> Settings:
+def load_settings(
+    overlay: Path | None = None, project_dir: Path | None = None, overrides: dict[str, Any] | None = None,
+) -> Settings:
+    """factory.yaml, then the overlay, then command-line overrides, merged and validated."""
     project = project_dir or find_project_dir()
     base_path = project / CONFIG_FILE
     base = read_yaml(base_path)
     if overlay is None and os.environ.get(CONFIG_ENV):
         overlay = Path(os.environ[CONFIG_ENV])
     extra = read_yaml(overlay) if overlay else {}
-    merged = _merge(base, extra)
+    merged = _merge(_merge(base, extra), overrides or {})
     try:
         config = FactoryConfig.model_validate(merged)
     except ValidationError as exc:

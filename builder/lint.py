@@ -7,9 +7,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import click
+
 from builder import tools
 from builder.config import Settings
 from builder.render import RenderedVariant
+from builder.workflows import check_workflow, makefile_targets
 
 
 @dataclass(frozen=True)
@@ -25,7 +28,10 @@ def _venv_tool(name: str) -> str:
     return str(local) if local.exists() else name
 
 
-def lint(settings: Settings, rendered: dict[str, RenderedVariant], variant_files: list[Path]) -> list[Finding]:
+def lint(
+    settings: Settings, rendered: dict[str, RenderedVariant], variant_files: list[Path], cli: click.Group,
+) -> list[Finding]:
+    """hadolint, yamllint, and the workflows' commands judged by CLI's own parser."""
     findings: list[Finding] = []
     hadolint = _venv_tool("hadolint")
     tools.require(hadolint, "install the test extras (`make setup`)")
@@ -45,4 +51,9 @@ def lint(settings: Settings, rendered: dict[str, RenderedVariant], variant_files
     )
     if proc.returncode != 0:
         findings.append(Finding("yamllint", "variant files", proc.stdout + proc.stderr))
+    targets = makefile_targets(settings.project_dir / "Makefile")
+    for workflow in sorted((settings.project_dir / ".github" / "workflows").glob("*.yml")):
+        problems = check_workflow(workflow, cli, targets)
+        if problems:
+            findings.append(Finding("workflow commands", workflow.name, "\n".join(map(str, problems))))
     return findings

