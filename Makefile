@@ -31,7 +31,7 @@ test-e2e: ## End-to-end tier on the real variants
 	$(PYTEST) -m "slow" -q
 
 lint: ## ruff, mypy --strict, and hadolint/yamllint on the rendered Dockerfiles and variants
-	$(BIN)/ruff check builder tests
+	$(BIN)/ruff check builder tests variants/checks
 	$(BIN)/mypy
 	$(HJK) lint
 
