@@ -8,7 +8,7 @@ PYTEST  := $(BIN)/pytest
 .PHONY: help setup images test test-unit test-docker test-e2e lint bench ci-local clean
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: ## Install and start the toolchain (engine, buildx, QEMU, registry server) and the virtualenv
 	@bash scripts/setup-host.sh
@@ -34,6 +34,17 @@ lint: ## ruff, mypy --strict, and hadolint/yamllint on the rendered Dockerfiles 
 	$(BIN)/ruff check builder tests variants/checks
 	$(BIN)/mypy
 	$(HJK) lint
+
+CI_OUT := out/ci-local
+
+ci-local: setup ## The release workflow's sequence on this machine, against the embedded registry
+	mkdir -p $(CI_OUT)
+	$(HJK) build --platform linux/amd64 --record $(CI_OUT)/record-amd64.json
+	$(HJK) build --platform linux/arm64 --record $(CI_OUT)/record-arm64.json
+	$(HJK) test --platform linux/amd64 --record $(CI_OUT)/record-amd64.json --results $(CI_OUT)/results-amd64.json --junit $(CI_OUT)/junit-amd64.xml
+	$(HJK) test --platform linux/arm64 --record $(CI_OUT)/record-arm64.json --results $(CI_OUT)/results-arm64.json --junit $(CI_OUT)/junit-arm64.xml
+	$(HJK) merge $(CI_OUT)/record-amd64.json $(CI_OUT)/record-arm64.json --record $(CI_OUT)/record.json
+	$(HJK) publish --record $(CI_OUT)/record.json --results $(CI_OUT)/results-amd64.json --results $(CI_OUT)/results-arm64.json --release-record $(CI_OUT)/release.json
 
 bench: setup ## Benchmarks: cold build vs bake, no-op rebuild, one-leaf change, sizes
 	$(BIN)/python bench/build_bench.py

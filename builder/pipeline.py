@@ -7,6 +7,7 @@ and hands on records.
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,7 +70,10 @@ def build_stage(
 
 
 def build_options(settings: Settings, **overrides: object) -> build_mod.BuildOptions:
+    """Options for a build; `created` comes from SOURCE_DATE_EPOCH, else the commit time."""
     revision, epoch = git_revision(settings.project_dir)
+    if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+        epoch = int(os.environ["SOURCE_DATE_EPOCH"])
     values: dict[str, object] = {
         "revision": revision, "created": build_mod.created_timestamp(epoch),
         "extra_ca": extra_ca.bundle_path(settings),

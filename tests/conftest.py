@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from builder import tools
-from builder.config import Settings, load_settings
 from builder.registry import EmbeddedRegistry
 from builder.state import STATE_ENV, state_dir
 
@@ -50,9 +49,15 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="session")
-def project_settings() -> Settings:
-    return load_settings(project_dir=PROJECT_DIR)
+TIER_MARKERS = {"docker": pytest.mark.docker, "e2e": pytest.mark.slow}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test's tier is its folder: tests/docker is the docker tier, tests/e2e the slow one."""
+    for item in items:
+        folder = item.path.parent.name
+        if folder in TIER_MARKERS:
+            item.add_marker(TIER_MARKERS[folder])
 
 
 @pytest.fixture(scope="session")

@@ -15,12 +15,6 @@ from builder.registry import EmbeddedRegistry
 from tests.conftest import FIXTURE_CONFIG, hjk
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/docker/" in str(item.fspath):
-            item.add_marker(pytest.mark.docker)
-
-
 @dataclass
 class FixtureBuild:
     registry: EmbeddedRegistry

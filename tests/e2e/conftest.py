@@ -20,12 +20,6 @@ from builder.state import STATE_ENV
 from tests.conftest import free_port, hjk
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "tests/e2e/" in str(item.fspath):
-            item.add_marker(pytest.mark.slow)
-
-
 @dataclass
 class Release:
     registry: EmbeddedRegistry
