@@ -170,7 +170,8 @@ class VariantFile(Strict):
     """A folder (relative to the variant file) copied into the build context as files/."""
     user: str = "developer"
     uid: int = Field(1000, ge=1)
-    """UID and GID of `user`; the image's USER is set numerically."""
+    """UID and GID of `user`. The image's USER is the bare UID: with `uid:gid` the
+    engine would drop the user's supplementary groups (docker, for dind)."""
 
 
 class Variant(BaseModel):

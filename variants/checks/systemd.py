@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
-from builder.smoke import Session
+from builder.smoke import Omitted, Session
 
 # Units that may fail in a container, each with the reason it is acceptable.
 JUSTIFIED_FAILURES: dict[str, str] = {}
+
+# Under QEMU user emulation (arm64 on an x86 host) systemd can't set up its
+# services' execution environment (namespaces, credentials): these units fail
+# there and nowhere else. Native runners check them for real.
+EMULATION_FAILURES = (
+    "dbus.service", "ldconfig.service", "systemd-journal-catalog-update.service",
+    "systemd-journal-flush.service", "systemd-journald.service", "systemd-logind.service",
+    "systemd-sysusers.service", "systemd-tmpfiles-setup-dev-early.service", "systemd-tmpfiles-setup-dev.service",
+    "systemd-tmpfiles-setup.service", "systemd-update-done.service", "systemd-user-sessions.service",
+    "systemd-journald-dev-log.socket", "systemd-journald.socket", "systemd-journald-audit.socket",
+    "containerd.service", "docker.service", "docker.socket",
+)
 
 
 def check_system_is_running(session: Session) -> str:
@@ -16,9 +28,15 @@ def check_system_is_running(session: Session) -> str:
     assert state == "degraded", f"systemctl is-system-running: {state!r}"
     _, failed = session.exec(["systemctl", "--failed", "--no-legend", "--plain"], user="root")
     units = [line.split()[0] for line in failed.splitlines() if line.strip()]
-    unjustified = [u for u in units if u not in JUSTIFIED_FAILURES]
+    reasons = dict(JUSTIFIED_FAILURES)
+    if session.emulated:
+        reasons.update({u: "fails only under QEMU user emulation" for u in EMULATION_FAILURES})
+    unjustified = [u for u in units if u not in reasons]
     assert not unjustified, f"degraded; failed units without a justification: {', '.join(unjustified)}"
-    return "degraded: " + "; ".join(f"{u} ({JUSTIFIED_FAILURES[u]})" for u in units)
+    if session.emulated and units:
+        raise Omitted(f"degraded under QEMU user emulation ({len(units)} units: {', '.join(units)}); "
+                      "PID 1 came up, the units are checked on native platforms")
+    return "degraded: " + "; ".join(f"{u} ({reasons[u]})" for u in units)
 
 
 def check_user_session_is_not_root(session: Session) -> str:
