@@ -129,3 +129,12 @@ def test_merge_joins_per_platform_records_and_refuses_a_missing_platform(
     assert alone.returncode == 1
     assert "refusing to index tiny: no successful build for linux/arm64" in alone.stderr
     assert not (tmp_path / "alone.json").exists()
+
+
+def test_a_second_build_on_the_same_state_folder_is_refused(fixture_build: FixtureBuild) -> None:
+    from builder import state
+
+    with state.exclusive("build"):
+        proc = fixture_cli(fixture_build.registry, "build", "--variant", "tiny", check=False)
+    assert proc.returncode == 1
+    assert "another run holds" in proc.stderr and "build.lock" in proc.stderr
