@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import build as build_mod
-from builder import extra_ca, oci, publish, records, rootfs, smoke, state
+from builder import extra_ca, oci, publish, records, rootfs, sign, smoke, state
 from builder.config import Settings
 from builder.errors import FactoryError
 from builder.plan import Plan, make_plan, repository, with_ancestors
@@ -175,3 +175,13 @@ def publish_stage(
         version=version, repository=record.repository, variants=published,
     )
     return plans, release
+
+
+def sign_stage(release: publish.ReleaseRecord, key: Path | None) -> list[str]:
+    """Sign every published index (recursively: its platform images too) by digest."""
+    signed = []
+    for variant in release.variants:
+        reference = f"{variant.repository}@{variant.index_digest}"
+        sign.sign(reference, key)
+        signed.append(reference)
+    return signed

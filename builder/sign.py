@@ -1,0 +1,58 @@
+"""Sign published images with cosign, and verify signatures.
+
+Key-based signing works offline (a local registry, no transparency log);
+without a key, cosign signs keyless (OIDC), which needs the internet and an
+identity provider, as in the GitHub release workflow. The key's password is
+read from COSIGN_PASSWORD and never appears in arguments or logs.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from builder import tools
+from builder.errors import FactoryError
+
+PASSWORD_ENV = "COSIGN_PASSWORD"
+
+
+def _insecure(reference: str) -> bool:
+    host = reference.split("/", 1)[0]
+    return host.startswith(("localhost", "127.0.0.1"))
+
+
+def sign(reference: str, key: Path | None) -> None:
+    """Sign REFERENCE (repository@digest) and, for an index, every platform image in it."""
+    if "@sha256:" not in reference:
+        raise FactoryError(f"sign by digest, not by tag: {reference}")
+    tools.require("cosign", "install cosign (`make setup` does on Debian)")
+    argv = ["cosign", "sign", "--yes", "--recursive"]
+    env = {}
+    if key is not None:
+        if not key.is_file():
+            raise FactoryError(f"signing key {key} not found")
+        argv += ["--key", str(key), "--tlog-upload=false"]
+        password = os.environ.get(PASSWORD_ENV, "")
+        tools.register_secret(password)
+        env[PASSWORD_ENV] = password
+    if _insecure(reference):
+        argv.append("--allow-insecure-registry")
+    tools.retry_transient(lambda: tools.run([*argv, reference], env=env, timeout=300))
+
+
+def verify(reference: str, key: Path | None) -> str:
+    """Check REFERENCE's signature; return cosign's summary or raise naming the image."""
+    tools.require("cosign", "install cosign (`make setup` does on Debian)")
+    argv = ["cosign", "verify", "--output", "text"]
+    if key is not None:
+        argv += ["--key", str(key), "--insecure-ignore-tlog=true"]
+    else:
+        argv += ["--certificate-identity-regexp", ".*", "--certificate-oidc-issuer-regexp", ".*"]
+    if _insecure(reference):
+        argv.append("--allow-insecure-registry")
+    result = tools.run([*argv, reference], check=False, timeout=300)
+    if result.returncode != 0:
+        reason = (result.stderr or result.stdout).strip().splitlines()
+        raise FactoryError(f"signature of {reference} does not verify: {reason[-1] if reason else 'no reason given'}")
+    return (result.stderr or result.stdout).strip()
