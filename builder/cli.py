@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from builder import auth, oci, pipeline, records, report, rootfs, smoke
 from builder import build as build_mod
 from builder import lint as lint_mod
-from builder import oci, pipeline, records, report, rootfs, smoke
 from builder import publish as publish_mod
 from builder import registry as registry_mod
 from builder import render as render_mod
@@ -570,3 +570,17 @@ def verify(reference: str, key: Path | None) -> None:
     """Check the cosign signature of REFERENCE (an index or image, best by digest)."""
     note(escape(sign_mod.verify(reference, key)))
     click.echo(f"verified: {reference}")
+
+
+@main.command()
+@click.argument("registry")
+@click.option("--username", "-u", required=True, envvar="HJK_REGISTRY_USERNAME",
+              help="User name (for GHCR: your GitHub user, or the workflow's github.actor).")
+@click.option("--password-stdin", is_flag=True, required=True,
+              help="Read the password or token (e.g. GITHUB_TOKEN, a PAT) from standard input.")
+@friendly_errors
+def login(registry: str, username: str, password_stdin: bool) -> None:
+    """Log in to REGISTRY; build, publish and signing then use the engine's stored credentials."""
+    password = sys.stdin.read().strip() if password_stdin else ""
+    auth.login(registry, username, password)
+    note(f"logged in to {registry} as {username}")

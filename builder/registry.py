@@ -66,8 +66,10 @@ class RegistryStatus:
 
 
 class EmbeddedRegistry:
-    def __init__(self, port: int, root: Path | None = None) -> None:
+    def __init__(self, port: int, root: Path | None = None, htpasswd: Path | None = None) -> None:
         self.port = port
+        self.htpasswd = htpasswd
+        """With a bcrypt htpasswd file the registry asks for credentials (like GHCR does)."""
         self.root = root or state.subdir("registry", str(port))
         self.data_dir = self.root / "data"
         self.config_path = self.root / "config.yml"
@@ -103,6 +105,7 @@ class EmbeddedRegistry:
             f"  filesystem:\n    rootdirectory: {self.data_dir}\n"
             "  delete:\n    enabled: true\n"
             f"http:\n  addr: 127.0.0.1:{self.port}\n"
+            + (f"auth:\n  htpasswd:\n    realm: hjk-images\n    path: {self.htpasswd}\n" if self.htpasswd else "")
         )
 
     def _port_free(self) -> bool:

@@ -37,6 +37,9 @@ def redact(text: str) -> str:
     return text
 
 
+_AUTH_MARKERS = ("no basic auth credentials", "unauthorized", "401 unauthorized", "authentication required")
+
+
 class CommandError(FactoryError):
     """An external command failed; the message names it and shows its output's tail."""
 
@@ -46,7 +49,11 @@ class CommandError(FactoryError):
         self.output = redact(output)
         tail = "\n".join(self.output.strip().splitlines()[-15:])
         shown = redact(" ".join(self.argv))
-        super().__init__(f"`{shown}` failed (exit {returncode})" + (f":\n{tail}" if tail else ""))
+        hint = ""
+        if any(m in self.output.lower() for m in _AUTH_MARKERS):
+            hint = ("\nthe registry wants credentials, or refused them: "
+                    "`hjk-images login REGISTRY -u USER --password-stdin` (or `docker login`)")
+        super().__init__(f"`{shown}` failed (exit {returncode})" + (f":\n{tail}" if tail else "") + hint)
 
 
 class MissingToolError(FactoryError):
