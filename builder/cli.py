@@ -411,11 +411,13 @@ sign_key_option = click.option(
               help="Write the release record here (default: the state folder's records/release.json).")
 @variant_option
 @sign_key_option
+@click.option("--sbom/--no-sbom", "with_sbom", default=True, show_default=True,
+              help="Make a CycloneDX SBOM per platform image and attach it in the registry.")
 @click.pass_context
 @friendly_errors
 def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tuple[Path, ...], version: str | None,
                 force: bool, dry_run: bool, release_path: Path | None, variant_names: tuple[str, ...],
-                sign_key: Path | None) -> None:
+                sign_key: Path | None, with_sbom: bool) -> None:
     """Move the public tags to tested indexes: only what passed, one step per variant.
 
     With --sign-key, each published index and its platform images are signed (cosign).
@@ -433,6 +435,10 @@ def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tup
     if release_record and sign_key:
         for signed in pipeline.sign_stage(release_record, sign_key):
             note(f"signed {signed}")
+    if release_record and with_sbom:
+        folder = (release_path or pipeline.default_release_path()).parent / "sbom"
+        for outcome in pipeline.sbom_stage(settings, release_record, sign_key, folder):
+            note(f"SBOM {outcome.path.name} attached to {outcome.reference} as {outcome.attached_as}")
 
 
 def show_release(plans: list[publish_mod.TagPlan], release: publish_mod.ReleaseRecord | None,
@@ -453,7 +459,7 @@ def show_release(plans: list[publish_mod.TagPlan], release: publish_mod.ReleaseR
 
 
 # Stages the pipeline does not have yet: said plainly at every release, never skipped silently.
-MISSING_STAGES = ("lock check (pinning inputs by digest)", "SBOM attachment")
+MISSING_STAGES = ("lock check (pinning inputs by digest)",)
 
 
 @main.command()
@@ -539,6 +545,9 @@ def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple
         stage("sign", f"{len(signed)} indexes and their platform images signed")
     else:
         stage("sign", "[yellow]not signed: no --sign-key (CI signs keyless)[/]")
+    if release_record:
+        boms = pipeline.sbom_stage(settings, release_record, sign_key, pipeline.default_release_path().parent / "sbom")
+        stage("sbom", f"{len(boms)} SBOMs attached ({', '.join(sorted({b.attached_as for b in boms}))})")
     finish(True)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import build as build_mod
-from builder import extra_ca, oci, publish, records, rootfs, sign, smoke, state
+from builder import extra_ca, oci, publish, records, rootfs, sbom, sign, smoke, state
 from builder.config import Settings
 from builder.errors import FactoryError
 from builder.plan import Plan, make_plan, repository, with_ancestors
@@ -185,3 +185,29 @@ def sign_stage(release: publish.ReleaseRecord, key: Path | None) -> list[str]:
         sign.sign(reference, key)
         signed.append(reference)
     return signed
+
+
+@dataclass(frozen=True)
+class SbomOutcome:
+    variant: str
+    platform: str
+    reference: str
+    path: Path
+    attached_as: str
+
+
+def sbom_stage(settings: Settings, release: publish.ReleaseRecord, key: Path | None, folder: Path) -> list[SbomOutcome]:
+    """An SBOM per published platform image: saved under FOLDER and attached in the registry."""
+    variant_set = load(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    outcomes = []
+    for published in release.variants:
+        variant = variant_set[published.variant]
+        for platform, digest in sorted(published.platforms.items()):
+            reference = f"{published.repository}@{digest}"
+            document = sbom.make_sbom(variant, platform, reference, sbom.read_contents(reference, platform))
+            path = folder / f"{published.variant}-{platform.split('/')[1]}.cdx.json"
+            path.write_text(document)
+            how = sbom.attach(reference, path, key)
+            outcomes.append(SbomOutcome(published.variant, platform, reference, path, how))
+    return outcomes

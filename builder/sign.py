@@ -17,9 +17,17 @@ from builder.errors import FactoryError
 PASSWORD_ENV = "COSIGN_PASSWORD"
 
 
-def _insecure(reference: str) -> bool:
+def key_env() -> dict[str, str]:
+    """The key's password for cosign's environment, masked in everything we print."""
+    password = os.environ.get(PASSWORD_ENV, "")
+    tools.register_secret(password)
+    return {PASSWORD_ENV: password}
+
+
+def insecure_flags(reference: str) -> list[str]:
+    """cosign refuses plain-http registries unless told; loopback ones are plain http."""
     host = reference.split("/", 1)[0]
-    return host.startswith(("localhost", "127.0.0.1"))
+    return ["--allow-insecure-registry"] if host.startswith(("localhost", "127.0.0.1")) else []
 
 
 def sign(reference: str, key: Path | None) -> None:
@@ -33,11 +41,8 @@ def sign(reference: str, key: Path | None) -> None:
         if not key.is_file():
             raise FactoryError(f"signing key {key} not found")
         argv += ["--key", str(key), "--tlog-upload=false"]
-        password = os.environ.get(PASSWORD_ENV, "")
-        tools.register_secret(password)
-        env[PASSWORD_ENV] = password
-    if _insecure(reference):
-        argv.append("--allow-insecure-registry")
+        env = key_env()
+    argv += insecure_flags(reference)
     tools.retry_transient(lambda: tools.run([*argv, reference], env=env, timeout=300))
 
 
@@ -49,8 +54,7 @@ def verify(reference: str, key: Path | None) -> str:
         argv += ["--key", str(key), "--insecure-ignore-tlog=true"]
     else:
         argv += ["--certificate-identity-regexp", ".*", "--certificate-oidc-issuer-regexp", ".*"]
-    if _insecure(reference):
-        argv.append("--allow-insecure-registry")
+    argv += insecure_flags(reference)
     result = tools.run([*argv, reference], check=False, timeout=300)
     if result.returncode != 0:
         reason = (result.stderr or result.stdout).strip().splitlines()

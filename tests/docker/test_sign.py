@@ -53,3 +53,17 @@ def test_a_wrong_key_or_an_unsigned_image_does_not_verify(  # type: ignore[no-un
     unsigned = f"{record.repository}@{record.variant('broken').digest}"
     proc = hjk("verify", unsigned, "--key", str(public), check=False)
     assert proc.returncode == 1 and f"signature of {unsigned} does not verify" in proc.stderr
+
+
+def test_with_a_key_the_sbom_is_a_signed_attestation(signed_tiny, fixture_build: FixtureBuild) -> None:  # type: ignore[no-untyped-def]
+    proc, public, _ = signed_tiny
+    record = fixture_build.record
+    build = next(b for b in record.builds_of("tiny") if b.platform == "linux/arm64")
+    reference = f"{record.repository}@{build.digest}"
+    assert f"tiny-arm64.cdx.json attached to {reference} as attestation" in proc.stderr
+    verified = subprocess.run(
+        ["cosign", "verify-attestation", "--type", "cyclonedx", "--key", str(public),
+         "--insecure-ignore-tlog=true", "--allow-insecure-registry", reference],
+        capture_output=True, text=True, check=False,
+    )
+    assert verified.returncode == 0, verified.stderr
