@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from builder import auth, oci, pipeline, records, report, rootfs, smoke
+from builder import auth, oci, pipeline, records, report, rootfs, scaffold, smoke
 from builder import build as build_mod
 from builder import lint as lint_mod
 from builder import publish as publish_mod
@@ -62,8 +62,8 @@ def note(message: str) -> None:
 
 
 registry_option = click.option(
-    "--registry", metavar="HOST[:PORT]",
-    help="Registry to use (e.g. ghcr.io). Default: factory.yaml's, else the embedded local registry.",
+    "--registry", metavar="HOST[:PORT]", envvar="HJK_REGISTRY",
+    help="Registry to use (e.g. ghcr.io; also $HJK_REGISTRY). Default: factory.yaml's, else the embedded one.",
 )
 
 
@@ -593,3 +593,32 @@ def login(registry: str, username: str, password_stdin: bool) -> None:
     password = sys.stdin.read().strip() if password_stdin else ""
     auth.login(registry, username, password)
     note(f"logged in to {registry} as {username}")
+
+
+@main.command("new-variant")
+@click.argument("name")
+@click.option("--parent", default="base", show_default=True, help="The variant to build on.")
+@click.pass_context
+@friendly_errors
+def new_variant(ctx: click.Context, name: str, parent: str) -> None:
+    """Write a commented starting variant file NAME.yaml and its check module, then say what to run."""
+    settings = settings_of(ctx)
+    variant_set = pipeline.load(settings)
+    written = scaffold.new_variant(settings.variants_dir, name, parent, variant_set)
+    try:
+        pipeline.load(settings)[name]  # the scaffold must itself be valid
+    except FactoryError:
+        for path in written:
+            path.unlink()
+        raise
+    for path in written:
+        click.echo(str(path))
+    note(
+        "next:\n"
+        f"  edit {written[0]}\n"
+        f"  hjk-images plan --variant {name}\n"
+        f"  hjk-images render --variant {name}\n"
+        f"  hjk-images build --variant {name}\n"
+        f"  hjk-images test --variant {name}\n"
+        f"  hjk-images release --variant {name}"
+    )

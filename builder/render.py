@@ -118,7 +118,11 @@ def _context(variant: Variant, settings: Settings) -> dict[str, Any]:
     return {
         "variant": variant.file,
         "template_name": variant.file.template,
-        "packages": sorted(set(variant.file.packages) | {t.package_name for t in own if t.source == "apt"}),
+        "packages": sorted(
+            set(variant.file.packages)
+            | {t.package_name for t in own if t.source == "apt"}
+            | ({"python3-venv"} if any(t.source == "pypi" for t in own) else set())
+        ),
         "apt_tools": [t for t in own if t.source == "apt"],
         "other_tools": [t for t in own if t.source != "apt"],
         "env": dict(variant.file.env),
