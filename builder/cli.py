@@ -214,6 +214,8 @@ def render(ctx: click.Context, variant_names: tuple[str, ...], out_dir: Path | N
     target = out_dir or render_mod.default_out_dir(settings)
     if check:
         stale = [name for name, r in rendered.items() if render_mod.differs(r, target / name)]
+        if not variant_names and target.is_dir():
+            stale += sorted(p.name for p in target.iterdir() if p.is_dir() and p.name not in rendered)
         if stale:
             raise FactoryError(
                 f"rendered Dockerfiles are out of date for: {', '.join(stale)} "
@@ -505,10 +507,8 @@ def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple
     target = registry_mod.resolve_registry(settings, registry)
     stage("registry", target)
     prepared = pipeline.prepare(settings, target, list(variant_names), list(platforms))
-    out_dir = render_mod.default_out_dir(settings)
-    for name, result in prepared.rendered.items():
-        result.write(out_dir / name)
-    stage("render", f"{len(prepared.rendered)} Dockerfiles in {out_dir}")
+    # build contexts go to the run's own folder; the committed rendered/ is `render`'s
+    stage("render", f"{len(prepared.rendered)} Dockerfiles")
     options = pipeline.build_options(settings, force=force, max_parallel=max_parallel)
     with report.Board(prepared.plan, err_console) as board:
         record = pipeline.build_stage(settings, target, prepared, options, board, note)
