@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -226,6 +227,10 @@ def render(ctx: click.Context, variant_names: tuple[str, ...], out_dir: Path | N
     for name, result in rendered.items():
         path = result.write(target / name)
         click.echo(str(path))
+    if not variant_names and not out_dir:
+        for gone in (p for p in target.iterdir() if p.is_dir() and p.name not in rendered):
+            shutil.rmtree(gone)
+            note(f"removed {gone}: no variant '{gone.name}' any more")
 
 
 platform_option = click.option(
