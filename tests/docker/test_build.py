@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
 
 from builder import oci
 from builder.records import BuildRecord, load
-from builder.registry import EmbeddedRegistry
+from builder.registry import EmbeddedRegistry, catalog
+from builder.state import STATE_ENV
 from tests.conftest import FIXTURE_CONFIG, hjk
 from tests.docker.conftest import FixtureBuild, fixture_cli
 
@@ -138,3 +140,40 @@ def test_a_second_build_on_the_same_state_folder_is_refused(fixture_build: Fixtu
         proc = fixture_cli(fixture_build.registry, "build", "--variant", "tiny", check=False)
     assert proc.returncode == 1
     assert "another run holds" in proc.stderr and "build.lock" in proc.stderr
+
+
+def test_ctrl_c_stops_running_builds_and_indexes_nothing(fixture_build: FixtureBuild, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    overlay = fork_of_fixtures(tmp_path)
+    variants = tmp_path / "variants"
+    (variants / "fragments" / "slow.j2").write_text(f"RUN echo {tmp_path.name} && sleep 120\n")
+    (variants / "slow.yaml").write_text(
+        "name: slow\nparent: tiny\ntemplate: variant.Dockerfile.j2\nfragments:\n  root: [fragments/slow.j2]\n"
+    )
+    exe = Path(__file__).resolve().parents[2] / ".venv" / "bin" / "hjk-images"
+    proc = subprocess.Popen(
+        [str(exe), "--config", str(overlay), "build", "--variant", "slow", "--platform", "linux/amd64",
+         "--registry", fixture_build.registry.address, "--record", str(tmp_path / "r.json")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert proc.stderr is not None
+    for line in proc.stderr:  # wait for the slow build to start
+        if "slow/amd64: building" in line:
+            break
+    log = Path(os.environ[STATE_ENV]) / "logs" / "build" / "slow-amd64.log"
+    deadline = time.monotonic() + 120
+    while f"echo {tmp_path.name}" not in (log.read_text() if log.exists() else ""):  # the RUN step started
+        assert time.monotonic() < deadline, "the slow build never reached its RUN step"
+        time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    started = time.monotonic()
+    proc.wait(timeout=60)
+    assert proc.returncode == 130
+    assert time.monotonic() - started < 30
+    leftovers = subprocess.run(["pgrep", "-f", f"{tmp_path.name}"], capture_output=True, text=True).stdout
+    assert leftovers.strip() == ""
+    tags = catalog(fixture_build.registry.address).get(fixture_build.record.repository.split("/", 1)[1], [])
+    assert not any(t.startswith("build-slow") for t in tags)
+    assert not (tmp_path / "r.json").exists()
