@@ -66,6 +66,16 @@ def docker_engine() -> None:
         pytest.fail("the Docker engine does not answer `docker info`: run `make setup` first")
 
 
+def forget_local_images(address: str) -> None:
+    """Remove the engine's copies of images pulled from a test registry (smoke tests pull them)."""
+    listed = subprocess.run(
+        ["docker", "image", "ls", "--format", "{{.Repository}}@{{.ID}}"], capture_output=True, text=True, check=False,
+    ).stdout.split()
+    ids = sorted({line.split("@", 1)[1] for line in listed if line.startswith(f"{address}/")})
+    if ids:
+        subprocess.run(["docker", "image", "rm", "-f", *ids], capture_output=True, check=False)
+
+
 @pytest.fixture(scope="session")
 def test_registry(docker_engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRegistry]:
     """A real registry process on a free loopback port, removed with its data at the end."""
@@ -73,6 +83,7 @@ def test_registry(docker_engine: None, tmp_path_factory: pytest.TempPathFactory)
     reg.up()
     yield reg
     reg.down()
+    forget_local_images(reg.address)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -11,7 +11,7 @@ import bcrypt
 import pytest
 
 from builder.registry import EmbeddedRegistry
-from tests.conftest import FIXTURE_CONFIG, PROJECT_DIR, free_port
+from tests.conftest import FIXTURE_CONFIG, PROJECT_DIR, forget_local_images, free_port
 
 USER, PASSWORD = "ci-bot", "s3cret-token-value"
 
@@ -25,6 +25,7 @@ def auth_registry(docker_engine: None, tmp_path_factory: pytest.TempPathFactory)
     reg.up()
     yield reg
     reg.down()
+    forget_local_images(reg.address)
 
 
 def cli(docker_config: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

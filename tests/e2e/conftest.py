@@ -17,7 +17,7 @@ import pytest
 from builder.records import BuildRecord, TestResults, load
 from builder.registry import EmbeddedRegistry
 from builder.state import STATE_ENV
-from tests.conftest import free_port, hjk
+from tests.conftest import forget_local_images, free_port, hjk
 
 
 @dataclass
@@ -43,6 +43,7 @@ def e2e_registry(docker_engine: None) -> Iterator[EmbeddedRegistry]:
     reg.up()
     yield reg
     reg.down()
+    forget_local_images(reg.address)
 
 
 @pytest.fixture(scope="session")
