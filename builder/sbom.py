@@ -67,10 +67,11 @@ def read_contents(reference: str, platform: str) -> Contents:
 def make_sbom(variant: Variant, platform: str, reference: str, contents: Contents) -> str:
     repository, digest = reference.split("@", 1)
     bom = Bom()
-    bom.metadata.component = Component(
+    image = Component(
         name=repository, version=digest, type=ComponentType.CONTAINER, bom_ref=reference,
         description=f"{variant.name} for {platform}",
     )
+    bom.metadata.component = image
     for name, version, arch in contents.debian:
         purl = PackageURL("deb", "debian", name, version, {"arch": arch})
         bom.components.add(Component(name=name, version=version, type=ComponentType.LIBRARY,
@@ -89,6 +90,8 @@ def make_sbom(variant: Variant, platform: str, reference: str, contents: Content
             bom_ref=purl.to_string(), hashes=[HashType(alg=HashAlgorithm.SHA_256, content=tool.sha256)],
             external_references=[ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(tool.url))],
         ))
+    # the image contains every component listed: say so, so the graph is complete
+    bom.register_dependency(image, list(bom.components))
     return JsonV1Dot6(bom).output_as_string(indent=2)
 
 
