@@ -53,13 +53,41 @@ def settings_of(ctx: click.Context) -> Settings:
     obj = ctx.ensure_object(dict)
     if "settings" not in obj:
         overrides = {"namespace": obj["namespace"]} if obj.get("namespace") else {}
-        obj["settings"] = load_settings(obj.get("config"), overrides=overrides)
+        loaded = load_settings(obj.get("config"), overrides=overrides)
+        if obj.get("dockerfile"):
+            loaded = loaded.model_copy(update={"dockerfile_variant": obj["dockerfile"]})
+        obj["settings"] = loaded
     settings: Settings = obj["settings"]
     return settings
 
 
 def note(message: str) -> None:
     err_console.print(message, highlight=False)
+
+
+def dockerfile_options(func: F) -> F:
+    """--dockerfile/--name: take a team's own Dockerfile through the pipeline as a variant."""
+
+    def remember(ctx: click.Context, _param: click.Parameter, value: Any) -> Any:
+        obj = ctx.ensure_object(dict)
+        obj.setdefault("dockerfile_parts", {})[_param.name] = value
+        parts = obj["dockerfile_parts"]
+        if parts.get("dockerfile") and parts.get("dockerfile_name"):
+            obj["dockerfile"] = (Path(parts["dockerfile"]).resolve(), parts["dockerfile_name"])
+        elif "dockerfile" in parts and "dockerfile_name" in parts and bool(parts["dockerfile"]) != bool(
+            parts["dockerfile_name"]
+        ):
+            raise click.UsageError("--dockerfile and --name go together")
+        return value
+
+    func = click.option("--name", "dockerfile_name", metavar="NAME", callback=remember, expose_value=False,
+                        help="The variant name for --dockerfile.")(func)
+    func = click.option("--dockerfile", type=click.Path(exists=True, dir_okay=False), callback=remember,
+                        expose_value=False, metavar="PATH",
+                        help="A team's own Dockerfile whose FROM is one of our variants: built, tested "
+                             "and published like a variant (its checks: the parent's, plus hjk-checks.yaml "
+                             "beside it).")(func)
+    return func
 
 
 registry_option = click.option(
@@ -245,6 +273,7 @@ platform_option = click.option(
 @registry_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable plan on stdout.")
 @click.option("--offline", is_flag=True, help="Don't ask the registry what could be reused.")
+@dockerfile_options
 @click.pass_context
 @friendly_errors
 def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...],
@@ -285,6 +314,7 @@ def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
 @click.option("--network", type=click.Choice(["default", "host", "none"]), default=None,
               help="Network for RUN steps (host: reach mirrors served on this machine's loopback).")
 @click.option("--dry-run", is_flag=True, help="Show what would be built or reused; build nothing.")
+@dockerfile_options
 @click.pass_context
 @friendly_errors
 def build(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...],
@@ -350,6 +380,7 @@ def lint(ctx: click.Context) -> None:
               help="Also write a JUnit XML report here (for CI).")
 @click.option("--jobs", "parallel", type=click.IntRange(1, 8), default=2, show_default=True,
               help="Images tested at the same time.")
+@dockerfile_options
 @click.pass_context
 @friendly_errors
 def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...], image_ref: str | None,
@@ -420,6 +451,7 @@ sign_key_option = click.option(
 @sign_key_option
 @click.option("--sbom/--no-sbom", "with_sbom", default=True, show_default=True,
               help="Make a CycloneDX SBOM per platform image and attach it in the registry.")
+@dockerfile_options
 @click.pass_context
 @friendly_errors
 def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tuple[Path, ...], version: str | None,
@@ -479,6 +511,7 @@ MISSING_STAGES = ("lock check (pinning inputs by digest)",)
               help="Builds (and image tests) run at the same time.")
 @click.option("--dry-run", is_flag=True, help="Show the plan; build, test and publish nothing.")
 @sign_key_option
+@dockerfile_options
 @click.pass_context
 @friendly_errors
 def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...], registry: str | None,

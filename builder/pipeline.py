@@ -17,10 +17,11 @@ from builder import build as build_mod
 from builder import extra_ca, oci, publish, records, rootfs, sbom, sign, smoke, state
 from builder.config import Settings
 from builder.errors import FactoryError
+from builder.loading import load_model
 from builder.plan import Plan, make_plan, repository, with_ancestors
 from builder.records import BuildRecord
-from builder.render import RenderedVariant, render_all
-from builder.variants import Variant, VariantSet, load_variants
+from builder.render import RenderedVariant, dockerfile_parent, render_all
+from builder.variants import Checks, Variant, VariantFile, VariantSet, load_variant_files, resolve
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,20 @@ class Prepared:
 
 
 def load(settings: Settings) -> VariantSet:
-    return load_variants(settings.variants_dir, list(settings.config.platforms))
+    """The project's variants, plus a team's Dockerfile as one more when one was given."""
+    files = load_variant_files(settings.variants_dir)
+    if settings.dockerfile_variant is not None:
+        path, name = settings.dockerfile_variant
+        if name in files:
+            raise FactoryError(f"--name {name}: a variant of that name already exists")
+        checks_file = path.parent / "hjk-checks.yaml"
+        checks = load_model(checks_file, Checks) if checks_file.is_file() else Checks()
+        spec = VariantFile(
+            name=name, description=f"{name}, built from {path.name}", dockerfile=path.name,
+            parent=dockerfile_parent(path, settings.config.image), checks=checks,
+        )
+        files[name] = (spec, path.parent / f"{name}.yaml")
+    return resolve(files, list(settings.config.platforms))
 
 
 def prepare(

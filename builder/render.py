@@ -178,10 +178,62 @@ def _context_files(settings: Settings, variant: Variant) -> dict[str, bytes]:
     return files
 
 
+FROM_LINE = re.compile(r"^FROM[ \t]+(?:--platform=\S+[ \t]+)?(?P<ref>\S+)(?P<rest>.*)$", re.IGNORECASE | re.MULTILINE)
+
+
+def dockerfile_parent(path: Path, image: str) -> str:
+    """The variant a team's Dockerfile builds on, from its first FROM (`.../IMAGE:VARIANT[@sha256:...]`)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise FactoryError(f"{path}: can't be read ({exc.strerror})") from exc
+    match = FROM_LINE.search(text)
+    if match is None:
+        raise FactoryError(f"{path}: no FROM line")
+    found = re.match(rf"^(?:.*/)?{re.escape(image)}:(?P<variant>[a-z0-9-]+)(?:@sha256:[0-9a-f]{{64}})?$",
+                     match.group("ref"))
+    if found is None:
+        raise FactoryError(
+            f"{path}: FROM {match.group('ref')} is not one of this factory's images "
+            f"(expected REGISTRY/NAMESPACE/{image}:<variant>)"
+        )
+    return found.group("variant")
+
+
+def render_dockerfile(variant: Variant, settings: Settings) -> RenderedVariant:
+    """A team's own Dockerfile: its first FROM becomes the pinned parent, our labels are added."""
+    assert variant.file.dockerfile is not None
+    path = (variant.path.parent / variant.file.dockerfile).resolve()
+    parent = dockerfile_parent(path, settings.config.image)
+    if parent != variant.parent:
+        raise FactoryError(f"{path}: FROM names '{parent}' but the variant's parent is '{variant.parent}'")
+    text = path.read_text(encoding="utf-8")
+    match = FROM_LINE.search(text)
+    assert match is not None
+    body = text[: match.start()] + "FROM ${BASE_IMAGE}" + match.group("rest") + text[match.end():]
+    labels = " \\\n      ".join(f"{k}={double_quoted(v)}" for k, v in sorted(image_labels(variant, settings).items()))
+    dockerfile = (
+        f"# {variant.name}: built by hjk-images from {path.name}; its FROM is pinned to the parent's digest.\n"
+        "ARG BASE_IMAGE\n" + body.rstrip() + "\n\n"
+        "ARG BASE_IMAGE\nARG BASE_DIGEST=unknown\nARG BUILD_CREATED=1970-01-01T00:00:00Z\n"
+        "ARG BUILD_REVISION=unknown\nARG BUILD_VERSION=dev\n"
+        f"LABEL {labels}\n"
+    )
+    files = {
+        str(p.relative_to(path.parent)): p.read_bytes()
+        for p in sorted(path.parent.rglob("*"))
+        if p.is_file() and p != path and ".git" not in p.relative_to(path.parent).parts
+    }
+    return RenderedVariant(variant.name, dockerfile, files)
+
+
 def render_variant(variant: Variant, settings: Settings) -> RenderedVariant:
+    if variant.file.dockerfile is not None:
+        return render_dockerfile(variant, settings)
     # the variant's own folder comes second: its fragments, never a template override
     env = environment((settings.templates_dir, variant.path.parent.resolve()))
     name = variant.file.template
+    assert name is not None  # the model requires a template or a dockerfile
     try:
         template = env.get_template(name)
         text = template.render(**_context(variant, settings))

@@ -156,7 +156,10 @@ class VariantFile(Strict):
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
     parent: str
-    template: str
+    template: str | None = None
+    """A Jinja template in dockerfiles/ (usually variant.Dockerfile.j2)..."""
+    dockerfile: str | None = None
+    """...or a team's own Dockerfile (path relative to this file), whose FROM names the parent."""
     platforms: list[Platform] | None = None
     """Default: the parent's (root: the factory's). A child may not drop a parent's platform."""
     packages: list[str] = Field(default_factory=list)
@@ -169,7 +172,14 @@ class VariantFile(Strict):
     context_files: str | None = None
     """A folder (relative to the variant file) copied into the build context as files/."""
     user: str = "developer"
-    uid: int = Field(1000, ge=1)
+
+    @model_validator(mode="after")
+    def _one_build_recipe(self) -> VariantFile:
+        if (self.template is None) == (self.dockerfile is None):
+            raise ValueError("give exactly one of `template` and `dockerfile`")
+        return self
+
+    uid: int = Field(default=1000, ge=1)
     """UID and GID of `user`. The image's USER is the bare UID: with `uid:gid` the
     engine would drop the user's supplementary groups (docker, for dind)."""
 

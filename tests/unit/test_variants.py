@@ -49,7 +49,8 @@ def test_every_tool_states_an_exact_version_and_source() -> None:
     [
         (minimal("a", extra="colour: red\n"), r"a\.yaml: colour: unknown key"),
         (minimal("a", extra="tempalte: x\n"), r"tempalte: unknown key \(did you mean 'template'\?\)"),
-        ("name: a\nparent: root\n", r"a\.yaml: template: required key is missing"),
+        ("name: a\nparent: root\n", r"a\.yaml: \(top level\): .*exactly one of `template` and `dockerfile`"),
+        ("name: a\ntemplate: x\n", r"a\.yaml: parent: required key is missing"),
         (minimal("a", extra="packages: vim\n"), r"a\.yaml: packages: Input should be a valid list"),
         (minimal("a", extra="platforms: [linux/s390x]\n"), r"platforms\[0\]: .*unsupported platform 'linux/s390x'"),
         (minimal("a", extra="tools:\n  - {name: rg, source: apt}\n"), r"tools\[0\]\.version: required key is missing"),

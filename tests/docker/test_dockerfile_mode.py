@@ -1,0 +1,64 @@
+"""A team's own Dockerfile through the same pipeline: parent pinned by digest, both platforms, parent's checks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from builder import oci
+from builder.records import BuildRecord, TestResults, load
+from tests.conftest import FIXTURE_CONFIG, hjk
+from tests.docker.conftest import FixtureBuild
+
+
+def team_project(tmp_path: Path) -> Path:
+    (tmp_path / "Dockerfile.dev").write_text(
+        "FROM ghcr.io/fixture/images:tiny\n"
+        "USER 0\n"
+        "COPY note.txt /etc/team-note\n"
+        "RUN echo team > /etc/team-release\n"
+        "USER 1000\n"
+    )
+    (tmp_path / "note.txt").write_text("from the team's build context\n")
+    (tmp_path / "hjk-checks.yaml").write_text(
+        "commands:\n"
+        "  - {name: team release file, run: cat /etc/team-release, expect: '^team$'}\n"
+        "  - {name: context file copied, run: cat /etc/team-note, expect: build context}\n"
+    )
+    return tmp_path / "Dockerfile.dev"
+
+
+def test_a_team_dockerfile_is_built_and_tested_like_a_variant(fixture_build: FixtureBuild, tmp_path: Path) -> None:
+    dockerfile = team_project(tmp_path)
+    record = tmp_path / "record.json"
+    hjk("--config", str(FIXTURE_CONFIG), "build", "--dockerfile", str(dockerfile), "--name", "team",
+        "--variant", "team", "--registry", fixture_build.registry.address, "--record", str(record))
+    built = load(record, BuildRecord)
+    statuses = {b.key: b.status for b in built.builds}
+    assert statuses == {"tiny/amd64": "reused", "tiny/arm64": "reused", "team/amd64": "built", "team/arm64": "built"}
+    team = built.variant("team")
+    assert team.parent == "tiny"
+    assert set(oci.inspect(f"{team.tag}").platforms) == {"linux/amd64", "linux/arm64"}
+    results = tmp_path / "results.json"
+    hjk("--config", str(FIXTURE_CONFIG), "test", "--dockerfile", str(dockerfile), "--name", "team",
+        "--variant", "team", "--record", str(record), "--results", str(results))
+    for image in load(results, TestResults).images:
+        names = {c.name for c in image.checks if c.status == "passed"}
+        # tiny's checks, then the team's own
+        assert {"release file", "team release file", "context file copied"} <= names, image.platform
+
+
+def test_plan_shows_the_team_dockerfile_on_its_parent(tmp_path: Path) -> None:
+    dockerfile = team_project(tmp_path)
+    plan = json.loads(hjk("--config", str(FIXTURE_CONFIG), "plan", "--offline", "--json",
+                          "--dockerfile", str(dockerfile), "--name", "team").stdout)
+    assert {(j["variant"], j["parent"]) for j in plan["jobs"]} >= {("team", "tiny")}
+
+
+def test_a_from_that_is_not_ours_is_refused(tmp_path: Path) -> None:
+    dockerfile = tmp_path / "Dockerfile"
+    dockerfile.write_text("FROM debian:trixie\nRUN true\n")
+    proc = hjk("--config", str(FIXTURE_CONFIG), "plan", "--offline", "--dockerfile", str(dockerfile),
+               "--name", "team", check=False)
+    assert proc.returncode == 1
+    assert f"{dockerfile}: FROM debian:trixie is not one of this factory's images" in proc.stderr
