@@ -37,8 +37,9 @@ def test_the_tutorial_publishes_a_team_image(e2e_registry: EmbeddedRegistry, tmp
         assert proc.returncode == 0, f"tutorial step failed:\n{block}\n{proc.stdout}\n{proc.stderr}"
         outputs.append(proc.stdout + proc.stderr)
     repository = f"{e2e_registry.address}/acme/headjack"
-    index = oci.inspect(f"{repository}:acme-data")
-    assert set(index.platforms) == {"linux/amd64", "linux/arm64"}
-    assert f"{repository}:acme-data@{index.digest}" in outputs[-1]
-    # base's checks ran on the team image too, and its own
-    assert "== test: " in outputs[-1] and "passed" in outputs[-1]
+    for name, output in (("acme-data", outputs[3]), ("acme-dev", outputs[4])):
+        index = oci.inspect(f"{repository}:{name}")
+        assert set(index.platforms) == {"linux/amd64", "linux/arm64"}
+        assert f"{repository}:{name}@{index.digest}" in output
+        # base's checks ran on the team image too, and its own
+        assert "== test: 4 images passed" in output
