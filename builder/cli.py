@@ -226,6 +226,20 @@ variant_option = click.option(
     "--variant", "variant_names", multiple=True, metavar="NAME",
     help="Only this variant (repeatable). Default: all.",
 )
+changed_option = click.option(
+    "--changed-since", metavar="GIT_REF",
+    help="Only variants whose rendered build context changed since GIT_REF, and their children (for CI).",
+)
+
+
+def selected(ctx: click.Context, variant_names: tuple[str, ...], changed_since: str | None) -> list[str] | None:
+    """The variants asked for; None when --changed-since finds nothing to do."""
+    if not changed_since:
+        return list(variant_names)
+    changed = pipeline.changed_since(settings_of(ctx), changed_since)
+    chosen = [n for n in changed if not variant_names or n in variant_names]
+    note(f"changed since {changed_since}: {', '.join(chosen) or 'nothing'}")
+    return chosen or None
 
 
 @main.command()
@@ -273,15 +287,20 @@ platform_option = click.option(
 @registry_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable plan on stdout.")
 @click.option("--offline", is_flag=True, help="Don't ask the registry what could be reused.")
+@changed_option
 @dockerfile_options
 @click.pass_context
 @friendly_errors
 def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...],
-         registry: str | None, as_json: bool, offline: bool) -> None:
+         registry: str | None, as_json: bool, offline: bool, changed_since: str | None = None) -> None:
     """Show the build graph: variants x platforms, what each builds on, and what would be built."""
     settings = settings_of(ctx)
     target = registry or settings.config.registry or registry_mod.embedded(settings).address
-    prepared = pipeline.prepare(settings, target, list(variant_names), list(platforms))
+    names = selected(ctx, variant_names, changed_since)
+    if names is None:
+        click.echo(json.dumps({"repository": None, "jobs": []}) if as_json else "nothing to build")
+        return
+    prepared = pipeline.prepare(settings, target, names, list(platforms))
     statuses: dict[str, str] = {}
     if not offline and registry_mod.reachable(target):
         root_ref = pipeline.root_reference(settings, target)
@@ -314,12 +333,14 @@ def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
 @click.option("--network", type=click.Choice(["default", "host", "none"]), default=None,
               help="Network for RUN steps (host: reach mirrors served on this machine's loopback).")
 @click.option("--dry-run", is_flag=True, help="Show what would be built or reused; build nothing.")
+@changed_option
 @dockerfile_options
 @click.pass_context
 @friendly_errors
 def build(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...],
           registry: str | None, builder: str | None, force: bool, no_cache: bool,
-          max_parallel: int, record_path: Path | None, network: str | None, dry_run: bool) -> None:
+          max_parallel: int, record_path: Path | None, network: str | None, dry_run: bool,
+          changed_since: str | None) -> None:
     """Build variants for every platform, push them, and join each into a multi-arch index.
 
     Parents build first; children build FROM their parent's digest. A build whose
@@ -327,11 +348,15 @@ def build(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[s
     """
     if dry_run:
         ctx.invoke(plan, variant_names=variant_names, platforms=platforms, registry=registry,
-                   as_json=False, offline=False)
+                   as_json=False, offline=False, changed_since=changed_since)
         return
     settings = settings_of(ctx)
+    names = selected(ctx, variant_names, changed_since)
+    if names is None:
+        note("nothing to build")
+        return
     target = registry_mod.resolve_registry(settings, registry)
-    prepared = pipeline.prepare(settings, target, list(variant_names), list(platforms))
+    prepared = pipeline.prepare(settings, target, names, list(platforms))
     options = pipeline.build_options(
         settings, builder=builder, force=force or no_cache, no_cache=no_cache, max_parallel=max_parallel,
         network=network,
@@ -380,11 +405,13 @@ def lint(ctx: click.Context) -> None:
               help="Also write a JUnit XML report here (for CI).")
 @click.option("--jobs", "parallel", type=click.IntRange(1, 8), default=2, show_default=True,
               help="Images tested at the same time.")
+@changed_option
 @dockerfile_options
 @click.pass_context
 @friendly_errors
 def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...], image_ref: str | None,
-             record_path: Path | None, results_path: Path | None, junit_path: Path | None, parallel: int) -> None:
+             record_path: Path | None, results_path: Path | None, junit_path: Path | None, parallel: int,
+             changed_since: str | None) -> None:
     """Smoke-test built images on every platform, run the way Headjack runs them.
 
     Runs each variant's declared checks plus its ancestors', and the runtime
@@ -392,6 +419,11 @@ def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tupl
     """
     settings = settings_of(ctx)
     variant_set = pipeline.load(settings)
+    names = selected(ctx, variant_names, changed_since)
+    if names is None:
+        note("nothing to test")
+        return
+    variant_names = tuple(names)
     if image_ref:
         if len(variant_names) > 1:
             raise FactoryError("--image takes at most one --variant")

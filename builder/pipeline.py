@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import subprocess
+import tarfile
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder import build as build_mod
-from builder import extra_ca, oci, publish, records, rootfs, sbom, sign, smoke, state
+from builder import extra_ca, oci, publish, records, rootfs, sbom, sign, smoke, state, tools
 from builder.config import Settings
 from builder.errors import FactoryError
 from builder.loading import load_model
@@ -60,10 +61,7 @@ def prepare(
 
 def git_revision(project: Path) -> tuple[str, int | None]:
     """(commit sha, commit time) of the project, or ('unknown', None) outside git."""
-    proc = subprocess.run(
-        ["git", "-C", str(project), "log", "-1", "--format=%H %ct"],
-        capture_output=True, text=True, check=False,
-    )
+    proc = tools.run(["git", "-C", str(project), "log", "-1", "--format=%H %ct"], check=False)
     if proc.returncode != 0 or not proc.stdout.strip():
         return "unknown", None
     sha, epoch = proc.stdout.split()
@@ -159,10 +157,8 @@ def release_version(project: Path, explicit: str | None) -> str | None:
     """--version, else a git tag images/vX.Y.Z on HEAD, else none."""
     if explicit:
         return explicit.removeprefix("v")
-    proc = subprocess.run(
-        ["git", "-C", str(project), "describe", "--tags", "--exact-match", "--match", "images/v*", "HEAD"],
-        capture_output=True, text=True, check=False,
-    )
+    proc = tools.run(["git", "-C", str(project), "describe", "--tags", "--exact-match", "--match", "images/v*", "HEAD"],
+                     check=False)
     tag = proc.stdout.strip()
     return tag.removeprefix("images/v") if proc.returncode == 0 and tag else None
 
@@ -225,3 +221,31 @@ def sbom_stage(settings: Settings, release: publish.ReleaseRecord, key: Path | N
             how = sbom.attach(reference, path, key)
             outcomes.append(SbomOutcome(published.variant, platform, reference, path, how))
     return outcomes
+
+
+def changed_since(settings: Settings, ref: str) -> list[str]:
+    """Variants whose rendered build context differs from the one at git REF, plus their children.
+
+    Rendering both sides catches every cause: a variant file, a template, a
+    partial, a fragment or a file COPY'd into the image.
+    """
+    with tempfile.TemporaryDirectory(prefix="hjk-base-") as tmp:
+        tree, archive = Path(tmp) / "tree", Path(tmp) / "tree.tar"
+        result = tools.run(["git", "-C", str(settings.project_dir), "archive", "--format=tar", "-o", str(archive),
+                            ref], check=False)
+        if result.returncode != 0:
+            raise FactoryError(f"can't read git ref '{ref}': {result.stderr.strip()}")
+        with tarfile.open(archive) as tar:
+            tar.extractall(tree, filter="data")
+        before_settings = settings.model_copy(update={"project_dir": tree})
+        try:
+            before_set = load(before_settings)
+            before = {name: r.content_hash() for name, r in render_all(list(before_set), before_settings).items()}
+        except FactoryError:
+            before = {}  # the old tree does not load (no variants yet, say): everything is new
+    now_set = load(settings)
+    now = {name: r.content_hash() for name, r in render_all(list(now_set), settings).items()}
+    changed = {name for name, digest in now.items() if before.get(name) != digest}
+    for name in list(changed):
+        changed.update(v.name for v in now_set.descendants_of(name))
+    return [v.name for v in now_set if v.name in changed]
