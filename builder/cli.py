@@ -18,6 +18,7 @@ from rich.table import Table
 from builder import auth, oci, pipeline, records, report, rootfs, scaffold, smoke
 from builder import build as build_mod
 from builder import lint as lint_mod
+from builder import lock as lock_mod
 from builder import publish as publish_mod
 from builder import registry as registry_mod
 from builder import render as render_mod
@@ -529,10 +530,6 @@ def show_release(plans: list[publish_mod.TagPlan], release: publish_mod.ReleaseR
     note(f"release record: {saved}")
 
 
-# Stages the pipeline does not have yet: said plainly at every release, never skipped silently.
-MISSING_STAGES = ("lock check (pinning inputs by digest)",)
-
-
 @main.command()
 @variant_option
 @platform_option
@@ -568,14 +565,18 @@ def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple
         table = Table("stage", "result", title="release")
         for name, outcome in stages:
             table.add_row(name, outcome)
-        for name in MISSING_STAGES:
-            table.add_row(name, "[yellow]not implemented yet[/]")
         out_console.print(table)
         if not ok:
             raise FactoryError(f"release stopped at stage '{stages[-1][0]}'")
 
     target = registry_mod.resolve_registry(settings, registry)
     stage("registry", target)
+    lockfile = lock_mod.lock_path(settings)
+    if lockfile.is_file():
+        pipeline.check_lock_before_build(settings, pipeline.load(settings))
+        stage("lock", f"{lockfile.name} current")
+    else:
+        stage("lock", f"[yellow]no {lockfile.name}: inputs are not pinned (run `hjk-images lock`)[/]")
     prepared = pipeline.prepare(settings, target, list(variant_names), list(platforms))
     # build contexts go to the run's own folder; the committed rendered/ is `render`'s
     stage("render", f"{len(prepared.rendered)} Dockerfiles")
@@ -692,3 +693,44 @@ def new_variant(ctx: click.Context, name: str, parent: str) -> None:
         f"  hjk-images test --variant {name}\n"
         f"  hjk-images release --variant {name}"
     )
+
+
+@main.command("lock")
+@click.option("--check", is_flag=True, help="Change nothing; fail with a diff when the lock is stale (CI gates on it).")
+@click.option("--update", is_flag=True, help="Re-resolve the pins and report what moved, from what to what.")
+@click.option("--only", metavar="NAME", help="With --update: only `root` or one tool (by name).")
+@click.pass_context
+@friendly_errors
+def lock_cmd(ctx: click.Context, check: bool, update: bool, only: str | None) -> None:
+    """Write images.lock.yaml: the root image's digests and every tool's pin."""
+    settings = settings_of(ctx)
+    variants = pipeline.load(settings)
+    path = lock_mod.lock_path(settings)
+    if check:
+        locked = lock_mod.read(path)
+        current = lock_mod.resolve(settings, variants, verify_tools=False)
+        diff = lock_mod.differences(locked, current)
+        if diff:
+            click.echo("\n".join(diff))
+            raise FactoryError(f"{path} is stale: run `hjk-images lock --update` and commit it")
+        note(f"{path} is current")
+        return
+    current = lock_mod.resolve(settings, variants)
+    previous = lock_mod.read(path) if path.is_file() else {"root": {}, "tools": {}}
+    if only:
+        merged = {**previous, "schema": 1}
+        if only == "root":
+            merged["root"] = current["root"]
+        else:
+            merged["tools"] = {
+                v: {n: (current["tools"].get(v, {}).get(n) if n == only else e) for n, e in entries.items()}
+                for v, entries in previous.get("tools", {}).items()
+            }
+        current = merged
+    moved = lock_mod.moves(previous, current)
+    lock_mod.write(path, current)
+    for line in moved:
+        click.echo(line)
+    note(f"{path}: " + (f"{len(moved)} pin(s) moved" if moved else "nothing moved"))
+    if update and not moved:
+        note("every pin is current")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import build as build_mod
-from builder import extra_ca, oci, publish, records, rootfs, sbom, sign, smoke, state, tools
+from builder import extra_ca, lock, oci, publish, records, rootfs, sbom, sign, smoke, state, tools
 from builder.config import Settings
 from builder.errors import FactoryError
 from builder.loading import load_model
@@ -76,8 +76,9 @@ def build_stage(
     settings: Settings, registry: str, prepared: Prepared, options: build_mod.BuildOptions,
     listener: build_mod.Listener, report: Callable[[str], None],
 ) -> BuildRecord:
+    check_lock_before_build(settings, load(settings))
     platforms = sorted({j.platform for j in prepared.plan.jobs})
-    root = rootfs.resolve_root(settings, registry, platforms, report)
+    root = rootfs.resolve_root(settings, registry, platforms, report, lock.locked_root(settings))
     return build_mod.build(settings, prepared.plan, root, prepared.rendered, registry, options, listener)
 
 
@@ -249,3 +250,11 @@ def changed_since(settings: Settings, ref: str) -> list[str]:
     for name in list(changed):
         changed.update(v.name for v in now_set.descendants_of(name))
     return [v.name for v in now_set if v.name in changed]
+
+
+def check_lock_before_build(settings: Settings, variants: VariantSet) -> None:
+    stale = lock.stale_tools(settings, variants)
+    if stale:
+        raise FactoryError(
+            f"{lock.lock_path(settings)} is stale for {', '.join(stale)}: run `hjk-images lock` and commit it"
+        )

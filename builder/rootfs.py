@@ -17,6 +17,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from builder import oci, state, tools
 from builder.config import RootBootstrap, Settings, arch_of
@@ -162,13 +163,18 @@ def clear_cache() -> int:
 
 def resolve_root(
     settings: Settings, registry: str, platforms: list[str],
-    report: Callable[[str], None] = lambda _msg: None,
+    report: Callable[[str], None] = lambda _msg: None, locked: dict[str, Any] | None = None,
 ) -> RootImage:
-    """The root image the variants build on, by digest: bootstrapped here or an ordinary reference."""
+    """The root image the variants build on, by digest: bootstrapped here, or an ordinary
+    reference at the digest the lock pins (resolved now only when there is no lock)."""
     root = settings.config.root
     if root.source == "bootstrap":
         return bootstrap(settings, registry, platforms, report)
     assert root.reference is not None  # the config model guarantees it
+    if locked and locked.get("reference") == root.reference and locked.get("index"):
+        pinned = f"{root.reference.split('@')[0]}@{locked['index']}"
+        info = oci.inspect(pinned)  # fails, naming it, if the pinned digest is gone
+        return RootImage(reference=root.reference, digest=info.digest, platforms=info.platforms)
     info = oci.inspect(root.reference)
     missing = [p for p in platforms if p not in info.platforms]
     if missing:

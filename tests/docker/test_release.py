@@ -16,10 +16,9 @@ def release(fixture_build: FixtureBuild, *args: str):  # type: ignore[no-untyped
 def test_release_runs_every_stage_then_a_second_one_moves_nothing(fixture_build: FixtureBuild) -> None:
     first = release(fixture_build, "--variant", "leaf")
     assert first.returncode == 0, first.stderr
-    for stage in ("registry", "render", "build", "test", "publish"):
+    for stage in ("registry", "lock", "render", "build", "test", "publish", "sign", "sbom"):
         assert f"== {stage}:" in first.stderr
-    # stages that do not exist yet are named, never skipped silently
-    assert "not implemented yet" in first.stdout
+    assert "== lock: images.lock.yaml current" in first.stderr
     repo = fixture_build.record.repository
     assert set(oci.inspect(f"{repo}:leaf").platforms) == {"linux/amd64", "linux/arm64"}
     assert set(oci.inspect(f"{repo}:tiny").platforms) == {"linux/amd64", "linux/arm64"}

@@ -1,0 +1,181 @@
+"""The lockfile: every external input that can move, written down so builds can't drift.
+
+- root: for an ordinary reference, its index digest and per-platform digests;
+  for a bootstrapped root, the inputs that make it (suite, mirror, packages),
+  since its digest is made on each machine;
+- tools: every tool of every variant with its source, exact version and, for
+  archives, URL and sha256.
+
+`lock` resolves and writes it (atomically); `lock --check` compares it with the
+variant files and the registry; builds refuse to start when it is stale.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from builder import oci, tools
+from builder.config import Settings
+from builder.errors import FactoryError
+from builder.variants import Tool, VariantSet
+
+LOCK_FILE = "images.lock.yaml"
+HEADER = "# Written by `hjk-images lock`: every input that can move. Review its diffs; don't edit it by hand.\n"
+
+
+def lock_path(settings: Settings) -> Path:
+    """Beside the variants folder: a variant set and its lock travel together."""
+    return settings.variants_dir.parent / LOCK_FILE
+
+
+def _tool_entry(tool: Tool) -> dict[str, str]:
+    entry = {"source": tool.source, "version": tool.version}
+    if tool.package:
+        entry["package"] = tool.package
+    if tool.url:
+        entry["url"] = tool.url
+    if tool.sha256:
+        entry["sha256"] = tool.sha256
+    return entry
+
+
+def declared_tools(variants: VariantSet) -> dict[str, dict[str, dict[str, str]]]:
+    """What the variant files say: variant -> its own tools -> their pins."""
+    return {v.name: {t.name: _tool_entry(t) for t in v.own_tools} for v in variants if v.own_tools}
+
+
+def _root_entry(settings: Settings, platforms: set[str], resolve: bool) -> dict[str, Any]:
+    root = settings.config.root
+    if root.source == "bootstrap":
+        boot = root.bootstrap
+        return {"bootstrap": {"suite": boot.suite, "mirror": boot.mirror, "packages": sorted(boot.packages)}}
+    assert root.reference is not None
+    if not resolve:
+        return {"reference": root.reference}
+    info = oci.inspect(root.reference)
+    missing = sorted(platforms - set(info.platforms))
+    if missing:
+        raise FactoryError(f"root image {root.reference} has no image for {', '.join(missing)}, which variants need")
+    return {"reference": root.reference, "index": info.digest,
+            "platforms": {p: info.platforms[p] for p in sorted(platforms)}}
+
+
+def _verify_tool_exists(variant: str, name: str, entry: dict[str, str]) -> None:
+    """npm and PyPI releases must exist; archives are checked by sha256 at build time."""
+    package = entry.get("package", name)
+    if entry["source"] == "npm":
+        spec = f"{package}@{entry['version']}"
+        result = tools.run(["npm", "view", spec, "version"], check=False, timeout=120)
+        if result.returncode != 0 or not result.stdout.strip():
+            raise FactoryError(f"tool {variant}/{name}: {spec} does not exist on the npm registry")
+    elif entry["source"] == "pypi":
+        result = tools.run(["pip", "index", "versions", package], check=False, timeout=120)
+        listed = result.stdout.replace(",", " ").split()
+        if result.returncode != 0 or entry["version"] not in listed:
+            raise FactoryError(f"tool {variant}/{name}: {package}=={entry['version']} does not exist on PyPI")
+
+
+def resolve(settings: Settings, variants: VariantSet, verify_tools: bool = True) -> dict[str, Any]:
+    platforms = {p for v in variants for p in v.platforms}
+    tools_now = declared_tools(variants)
+    if verify_tools:
+        for variant, entries in tools_now.items():
+            for name, entry in entries.items():
+                _verify_tool_exists(variant, name, entry)
+    return {"schema": 1, "root": _root_entry(settings, platforms, resolve=True), "tools": tools_now}
+
+
+def dump(data: dict[str, Any]) -> str:
+    return HEADER + yaml.safe_dump(data, sort_keys=True, default_flow_style=False, width=200)
+
+
+def read(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FactoryError(f"{path} does not exist: run `hjk-images lock`")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise FactoryError(f"{path}: not valid YAML ({exc}); restore it from git or run `hjk-images lock`") from None
+    if not isinstance(data, dict) or data.get("schema") != 1 or not isinstance(data.get("tools"), dict) \
+            or not isinstance(data.get("root"), dict):
+        raise FactoryError(f"{path}: not a lockfile of schema 1 (edited by hand?); run `hjk-images lock`")
+    return data
+
+
+def write(path: Path, data: dict[str, Any]) -> None:
+    """Atomically: a crash mid-write leaves the old file intact."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(dump(data))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def differences(locked: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """A readable unified diff between two lock documents (empty when equal)."""
+    if locked == current:
+        return []
+    return list(difflib.unified_diff(
+        dump(locked).splitlines(), dump(current).splitlines(), "lockfile", "variant files and registry", lineterm="",
+    ))
+
+
+def stale_tools(settings: Settings, variants: VariantSet) -> list[str]:
+    """Offline: tools whose pins in the variant files differ from the lock (for build gating)."""
+    path = lock_path(settings)
+    if not path.is_file():
+        return []
+    locked = read(path)
+    locked_tools: dict[str, dict[str, Any]] = locked["tools"]
+    problems = []
+    for variant, entries in declared_tools(variants).items():
+        for name, entry in entries.items():
+            if locked_tools.get(variant, {}).get(name) != entry:
+                problems.append(f"{variant}/{name}")
+    root_now = _root_entry(settings, set(), resolve=False)
+    root_locked: dict[str, Any] = locked["root"]
+    if ("bootstrap" in root_now and root_locked != root_now) or (
+        "reference" in root_now and root_locked.get("reference") != root_now["reference"]
+    ):
+        problems.append("root")
+    return problems
+
+
+def _describe_root(entry: dict[str, Any]) -> str:
+    if not entry:
+        return "(none)"
+    if "bootstrap" in entry:
+        boot = entry["bootstrap"]
+        return f"bootstrap {boot['suite']} from {boot['mirror']} with [{', '.join(boot['packages'])}]"
+    return f"{entry['reference']}@{entry.get('index', '?')}"
+
+
+def moves(locked: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What moved between two lock documents, from what to what, one line each."""
+    lines = []
+    old_root, new_root = locked.get("root", {}), current.get("root", {})
+    if old_root != new_root:
+        lines.append(f"root: {_describe_root(old_root)} -> {_describe_root(new_root)}")
+    old_tools, new_tools = locked.get("tools", {}), current.get("tools", {})
+    for variant in sorted(set(old_tools) | set(new_tools)):
+        before, after = old_tools.get(variant, {}), new_tools.get(variant, {})
+        for name in sorted(set(before) | set(after)):
+            if before.get(name) != after.get(name):
+                old = before.get(name, {}).get("version", "(none)")
+                new = after.get(name, {}).get("version", "(none)")
+                lines.append(f"tool {variant}/{name}: {old} -> {new}")
+    return lines
+
+
+def locked_root(settings: Settings) -> dict[str, Any] | None:
+    path = lock_path(settings)
+    return read(path)["root"] if path.is_file() else None

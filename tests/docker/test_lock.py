@@ -1,0 +1,78 @@
+"""The lock against a real registry: an ordinary root reference pinned by digest, moved, refused."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+from builder import oci
+from tests.conftest import FIXTURE_CONFIG, hjk
+from tests.docker.conftest import FixtureBuild
+
+
+def reference_fork(tmp_path: Path, reference: str) -> Path:
+    """Fixture variants whose root is an ordinary reference (as on machines that can pull)."""
+    shutil.copytree(FIXTURE_CONFIG.parent / "variants", tmp_path / "variants")
+    overlay = tmp_path / "fixture.yaml"
+    overlay.write_text(FIXTURE_CONFIG.read_text() + f"root:\n  source: reference\n  reference: {reference}\n")
+    return overlay
+
+
+def retag(target: str, source: str) -> None:
+    subprocess.run(["docker", "buildx", "imagetools", "create", "-t", target, source], check=True, capture_output=True)
+
+
+def test_check_fails_when_the_root_moves_and_update_reports_the_move(
+    fixture_build: FixtureBuild, root_in_registry: str, tmp_path: Path,
+) -> None:
+    repo = fixture_build.record.repository
+    reference = f"{repo}-root:lock-test"
+    retag(reference, root_in_registry)
+    overlay = reference_fork(tmp_path, reference)
+    hjk("--config", str(overlay), "lock")
+    assert "is current" in hjk("--config", str(overlay), "lock", "--check").stderr
+    old = oci.inspect(reference).digest
+    retag(reference, f"{repo}@{fixture_build.record.variant('tiny').digest}")  # the tag moves
+    new = oci.inspect(reference).digest
+    check = hjk("--config", str(overlay), "lock", "--check", check=False)
+    assert check.returncode == 1
+    assert f"-  index: {old}" in check.stdout and f"+  index: {new}" in check.stdout
+    update = hjk("--config", str(overlay), "lock", "--update", "--only", "root")
+    assert f"root: {reference}@{old} -> {reference}@{new}" in update.stdout
+
+
+def test_builds_use_the_locked_digest_and_refuse_a_stale_lock(
+    fixture_build: FixtureBuild, root_in_registry: str, tmp_path: Path,
+) -> None:
+    repo = fixture_build.record.repository
+    reference = f"{repo}-root:lock-build"
+    retag(reference, root_in_registry)
+    overlay = reference_fork(tmp_path, reference)
+    hjk("--config", str(overlay), "lock")
+    record = tmp_path / "r.json"
+    hjk("--config", str(overlay), "build", "--variant", "tiny", "--registry", fixture_build.registry.address,
+        "--record", str(record))
+    assert oci.inspect(root_in_registry).digest in record.read_text()
+    (tmp_path / "variants" / "tiny.yaml").write_text(
+        (tmp_path / "variants" / "tiny.yaml").read_text()
+        + "tools:\n  - {name: jq, source: apt, version: 1.7.1}\n"
+    )
+    stale = hjk("--config", str(overlay), "build", "--variant", "tiny", "--registry", fixture_build.registry.address,
+                check=False)
+    assert stale.returncode == 1
+    assert "images.lock.yaml is stale for tiny/jq: run `hjk-images lock`" in stale.stderr
+
+
+def test_lock_refuses_a_root_without_a_needed_platform(
+    fixture_build: FixtureBuild, root_in_registry: str, tmp_path: Path,
+) -> None:
+    repo = fixture_build.record.repository
+    amd64_only = oci.inspect(root_in_registry).platforms["linux/amd64"]
+    reference = f"{repo}-root:amd64-only"
+    retag(reference, f"{repo}-root@{amd64_only}")
+    overlay = reference_fork(tmp_path, reference)
+    proc = hjk("--config", str(overlay), "lock", check=False)
+    assert proc.returncode == 1
+    assert f"root image {reference} has no image for linux/arm64" in proc.stderr
+    assert not (tmp_path / "images.lock.yaml").exists()

@@ -1,0 +1,63 @@
+"""The lockfile without a registry: written, checked, refused when stale or malformed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from tests.conftest import FIXTURE_CONFIG, PROJECT_DIR, hjk
+
+
+def test_the_committed_locks_are_current() -> None:
+    assert "is current" in hjk("lock", "--check").stderr
+    assert "is current" in hjk("--config", str(FIXTURE_CONFIG), "lock", "--check").stderr
+
+
+def fork(tmp_path: Path) -> Path:
+    shutil.copytree(PROJECT_DIR / "variants", tmp_path / "variants")
+    shutil.copy(PROJECT_DIR / "images.lock.yaml", tmp_path / "images.lock.yaml")
+    overlay = tmp_path / "org.yaml"
+    overlay.write_text("variants_dir: variants\n")
+    return overlay
+
+
+def test_a_variant_file_change_makes_check_fail_with_a_diff(tmp_path: Path) -> None:
+    overlay = fork(tmp_path)
+    base = tmp_path / "variants" / "base.yaml"
+    base.write_text(base.read_text().replace("version: 2.1.332", "version: 2.1.331"))
+    proc = hjk("--config", str(overlay), "lock", "--check", check=False)
+    assert proc.returncode == 1
+    assert "-      version: 2.1.332" in proc.stdout and "+      version: 2.1.331" in proc.stdout
+    assert "images.lock.yaml is stale: run `hjk-images lock --update`" in proc.stderr
+
+
+def test_a_hand_broken_lockfile_is_refused_and_left_alone(tmp_path: Path) -> None:
+    overlay = fork(tmp_path)
+    lockfile = tmp_path / "images.lock.yaml"
+    lockfile.write_text("schema: 1\ntools: [not, a, mapping]\n")
+    proc = hjk("--config", str(overlay), "lock", "--check", check=False)
+    assert proc.returncode == 1 and "not a lockfile of schema 1" in proc.stderr
+    assert lockfile.read_text() == "schema: 1\ntools: [not, a, mapping]\n"
+
+
+def test_a_tool_version_that_does_not_exist_fails_and_leaves_the_lock_untouched(tmp_path: Path) -> None:
+    overlay = fork(tmp_path)
+    lockfile = tmp_path / "images.lock.yaml"
+    before = lockfile.read_text()
+    base = tmp_path / "variants" / "base.yaml"
+    text = base.read_text()
+    base.write_text(text.replace('"@openai/codex", version: 0.171.0', '"@openai/codex", version: 0.0.999999'))
+    proc = hjk("--config", str(overlay), "lock", check=False)
+    assert proc.returncode == 1
+    assert "tool base/codex: @openai/codex@0.0.999999 does not exist on the npm registry" in proc.stderr
+    assert lockfile.read_text() == before
+
+
+def test_update_reports_what_moved(tmp_path: Path) -> None:
+    overlay = fork(tmp_path)
+    base = tmp_path / "variants" / "base.yaml"
+    text = base.read_text()
+    base.write_text(text.replace('"@openai/codex", version: 0.171.0', '"@openai/codex", version: 0.169.0'))
+    proc = hjk("--config", str(overlay), "lock", "--update")
+    assert proc.stdout.splitlines() == ["tool base/codex: 0.171.0 -> 0.169.0"]
+    assert "is current" in hjk("--config", str(overlay), "lock", "--check").stderr
