@@ -699,24 +699,45 @@ def new_variant(ctx: click.Context, name: str, parent: str) -> None:
 @click.option("--check", is_flag=True, help="Change nothing; fail with a diff when the lock is stale (CI gates on it).")
 @click.option("--update", is_flag=True, help="Re-resolve the pins and report what moved, from what to what.")
 @click.option("--only", metavar="NAME", help="With --update: only `root` or one tool (by name).")
+@click.option("--record-debian", "debian_from", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Record the Debian packages each image of this build record installed, and report drift.")
 @click.pass_context
 @friendly_errors
-def lock_cmd(ctx: click.Context, check: bool, update: bool, only: str | None) -> None:
-    """Write images.lock.yaml: the root image's digests and every tool's pin."""
+def lock_cmd(ctx: click.Context, check: bool, update: bool, only: str | None, debian_from: Path | None) -> None:
+    """Write images.lock.yaml: the root image's digests and every tool's pin.
+
+    Debian's archive drops old versions, so apt versions can't be pinned (point the
+    root's mirror at a snapshot mirror to fix the archive's state); --record-debian
+    keeps what each image actually installed, and says what changed since last time.
+    """
     settings = settings_of(ctx)
     variants = pipeline.load(settings)
     path = lock_mod.lock_path(settings)
+    if debian_from:
+        locked = lock_mod.read(path)
+        record = records.load(debian_from, records.BuildRecord)
+        now = pipeline.debian_versions(record)
+        drift = lock_mod.debian_drift(locked.get("debian", {}), now)
+        lock_mod.write(path, {**locked, "debian": now})
+        for line in drift:
+            click.echo(line)
+        note(f"{path}: Debian packages of {len(now)} images recorded, {len(drift)} changed")
+        return
     if check:
         locked = lock_mod.read(path)
         current = lock_mod.resolve(settings, variants, verify_tools=False)
         diff = lock_mod.differences(locked, current)
         if diff:
+            for line in lock_mod.moves(lock_mod.pinned(locked), current):
+                note(line)
             click.echo("\n".join(diff))
             raise FactoryError(f"{path} is stale: run `hjk-images lock --update` and commit it")
         note(f"{path} is current")
         return
     current = lock_mod.resolve(settings, variants)
     previous = lock_mod.read(path) if path.is_file() else {"root": {}, "tools": {}}
+    if "debian" in previous:
+        current["debian"] = previous["debian"]  # the record of installed packages stays
     if only:
         merged = {**previous, "schema": 1}
         if only == "root":

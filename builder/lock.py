@@ -120,8 +120,17 @@ def write(path: Path, data: dict[str, Any]) -> None:
             os.unlink(tmp)
 
 
+PINNED_KEYS = ("schema", "root", "tools")
+"""What `--check` compares; `debian` is a record of what builds installed, for spotting drift."""
+
+
+def pinned(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: data[k] for k in PINNED_KEYS if k in data}
+
+
 def differences(locked: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """A readable unified diff between two lock documents (empty when equal)."""
+    """A readable unified diff between the pinned parts of two lock documents (empty when equal)."""
+    locked, current = pinned(locked), pinned(current)
     if locked == current:
         return []
     return list(difflib.unified_diff(
@@ -157,6 +166,17 @@ def _describe_root(entry: dict[str, Any]) -> str:
         boot = entry["bootstrap"]
         return f"bootstrap {boot['suite']} from {boot['mirror']} with [{', '.join(boot['packages'])}]"
     return f"{entry['reference']}@{entry.get('index', '?')}"
+
+
+def debian_drift(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """Debian packages whose installed version changed between two records, per variant and platform."""
+    lines = []
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key, {}), after.get(key, {})
+        for package in sorted(set(old) | set(new)):
+            if old.get(package) != new.get(package):
+                lines.append(f"debian {key} {package}: {old.get(package, '(none)')} -> {new.get(package, '(none)')}")
+    return lines
 
 
 def moves(locked: dict[str, Any], current: dict[str, Any]) -> list[str]:

@@ -258,3 +258,13 @@ def check_lock_before_build(settings: Settings, variants: VariantSet) -> None:
         raise FactoryError(
             f"{lock.lock_path(settings)} is stale for {', '.join(stale)}: run `hjk-images lock` and commit it"
         )
+
+
+def debian_versions(record: BuildRecord) -> dict[str, dict[str, str]]:
+    """'variant linux/arm64' -> {package: version} as installed in each built image."""
+    found = {}
+    for b in record.builds:
+        if b.digest:
+            contents = sbom.read_contents(f"{record.repository}@{b.digest}", b.platform)
+            found[f"{b.variant} {b.platform}"] = {name: version for name, version, _ in contents.debian}
+    return found

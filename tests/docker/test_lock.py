@@ -76,3 +76,27 @@ def test_lock_refuses_a_root_without_a_needed_platform(
     assert proc.returncode == 1
     assert f"root image {reference} has no image for linux/arm64" in proc.stderr
     assert not (tmp_path / "images.lock.yaml").exists()
+
+
+def test_installed_debian_packages_are_recorded_and_drift_is_reported(
+    fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    import yaml
+
+    shutil.copytree(FIXTURE_CONFIG.parent / "variants", tmp_path / "variants")
+    shutil.copy(FIXTURE_CONFIG.parent / "images.lock.yaml", tmp_path / "images.lock.yaml")
+    overlay = tmp_path / "fixture.yaml"
+    overlay.write_text(FIXTURE_CONFIG.read_text())
+    first = hjk("--config", str(overlay), "lock", "--record-debian", str(fixture_build.record_path))
+    lockfile = tmp_path / "images.lock.yaml"
+    recorded = yaml.safe_load(lockfile.read_text())["debian"]
+    assert recorded["tiny linux/arm64"]["dpkg"] and recorded["leaf linux/amd64"]["libc6"]
+    assert "Debian packages of 8 images recorded" in first.stderr
+    # the record is not a pin: the lock stays current
+    assert "is current" in hjk("--config", str(overlay), "lock", "--check").stderr
+    data = yaml.safe_load(lockfile.read_text())
+    real = data["debian"]["tiny linux/amd64"]["dpkg"]
+    data["debian"]["tiny linux/amd64"]["dpkg"] = "0.0-old"
+    lockfile.write_text(yaml.safe_dump(data))
+    again = hjk("--config", str(overlay), "lock", "--record-debian", str(fixture_build.record_path))
+    assert again.stdout.splitlines() == [f"debian tiny linux/amd64 dpkg: 0.0-old -> {real}"]
