@@ -61,7 +61,8 @@ class Board:
 
     def __enter__(self) -> Board:
         if self.console.is_terminal:
-            self.live = Live(self._table(), console=self.console, refresh_per_second=2)
+            # redrawn from the current state twice a second, so elapsed times keep counting
+            self.live = Live(get_renderable=self._table, console=self.console, refresh_per_second=2)
             self.live.__enter__()
         return self
 
@@ -69,7 +70,7 @@ class Board:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None,
     ) -> None:
         if self.live is not None:
-            self.live.update(self._table())
+            self.live.refresh()
             self.live.__exit__(exc_type, exc, tb)
 
     def __call__(self, key: str, state: str, detail: str) -> None:
@@ -78,9 +79,7 @@ class Board:
             if previous[0] == state:
                 return
             self.status[key] = (state, detail, time.monotonic())
-            if self.live is not None:
-                self.live.update(self._table())
-            else:
+            if self.live is None:
                 stamp = time.strftime("%H:%M:%S")
                 first_line = detail.splitlines()[0] if detail else ""
                 self.console.print(escape(f"[{stamp}] {key}: {state} {first_line}".rstrip()), highlight=False)
