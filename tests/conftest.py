@@ -8,6 +8,7 @@ Every container a test starts carries TEST_LABEL and is removed at the end.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -97,6 +98,20 @@ def _remove_leftover_containers() -> Iterator[None]:
     ).stdout.split()
     if ids:
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, check=False)
+
+
+def fork_variants(tmp_path: Path, variants: Path, overlay: str, with_lock: bool = False) -> Path:
+    """A copy of a variants folder a test may edit, and an overlay config selecting it.
+
+    Returns the overlay's path. The copy gets the folder's lock only when asked:
+    without one, builds are not gated on it.
+    """
+    shutil.copytree(variants, tmp_path / "variants")
+    if with_lock:
+        shutil.copy(variants.parent / "images.lock.yaml", tmp_path / "images.lock.yaml")
+    path = tmp_path / "overlay.yaml"
+    path.write_text(overlay if "variants_dir:" in overlay else overlay + "variants_dir: variants\n")
+    return path
 
 
 def hjk(*args: str, env: dict[str, str] | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -11,7 +10,7 @@ from builder import oci
 from builder.records import BuildRecord, load
 from builder.registry import EmbeddedRegistry, catalog
 from builder.state import STATE_ENV
-from tests.conftest import FIXTURE_CONFIG, hjk
+from tests.conftest import FIXTURE_CONFIG, fork_variants, hjk
 from tests.docker.conftest import FixtureBuild, fixture_cli
 
 
@@ -65,10 +64,7 @@ def test_second_build_reuses_everything(fixture_build: FixtureBuild, tmp_path: P
 
 def fork_of_fixtures(tmp_path: Path) -> Path:
     """A copy of the fixture variants a test may edit; returns its overlay config."""
-    shutil.copytree(FIXTURE_CONFIG.parent / "variants", tmp_path / "variants")
-    overlay = tmp_path / "fixture.yaml"
-    overlay.write_text(FIXTURE_CONFIG.read_text())
-    return overlay
+    return fork_variants(tmp_path, FIXTURE_CONFIG.parent / "variants", FIXTURE_CONFIG.read_text())
 
 
 def test_editing_the_leaf_rebuilds_only_the_leaf(fixture_build: FixtureBuild, tmp_path: Path) -> None:

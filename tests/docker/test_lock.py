@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 from builder import oci
-from tests.conftest import FIXTURE_CONFIG, hjk
+from tests.conftest import FIXTURE_CONFIG, fork_variants, hjk
 from tests.docker.conftest import FixtureBuild
 
 
 def reference_fork(tmp_path: Path, reference: str) -> Path:
     """Fixture variants whose root is an ordinary reference (as on machines that can pull)."""
-    shutil.copytree(FIXTURE_CONFIG.parent / "variants", tmp_path / "variants")
-    overlay = tmp_path / "fixture.yaml"
-    overlay.write_text(FIXTURE_CONFIG.read_text() + f"root:\n  source: reference\n  reference: {reference}\n")
-    return overlay
+    return fork_variants(tmp_path, FIXTURE_CONFIG.parent / "variants",
+                         FIXTURE_CONFIG.read_text() + f"root:\n  source: reference\n  reference: {reference}\n")
 
 
 def retag(target: str, source: str) -> None:
@@ -83,10 +80,7 @@ def test_installed_debian_packages_are_recorded_and_drift_is_reported(
 ) -> None:
     import yaml
 
-    shutil.copytree(FIXTURE_CONFIG.parent / "variants", tmp_path / "variants")
-    shutil.copy(FIXTURE_CONFIG.parent / "images.lock.yaml", tmp_path / "images.lock.yaml")
-    overlay = tmp_path / "fixture.yaml"
-    overlay.write_text(FIXTURE_CONFIG.read_text())
+    overlay = fork_variants(tmp_path, FIXTURE_CONFIG.parent / "variants", FIXTURE_CONFIG.read_text(), with_lock=True)
     first = hjk("--config", str(overlay), "lock", "--record-debian", str(fixture_build.record_path))
     lockfile = tmp_path / "images.lock.yaml"
     recorded = yaml.safe_load(lockfile.read_text())["debian"]

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
-from tests.conftest import FIXTURE_CONFIG, PROJECT_DIR, hjk
+from tests.conftest import FIXTURE_CONFIG, PROJECT_DIR, fork_variants, hjk
 
 
 def test_the_committed_locks_are_current() -> None:
@@ -14,11 +13,7 @@ def test_the_committed_locks_are_current() -> None:
 
 
 def fork(tmp_path: Path) -> Path:
-    shutil.copytree(PROJECT_DIR / "variants", tmp_path / "variants")
-    shutil.copy(PROJECT_DIR / "images.lock.yaml", tmp_path / "images.lock.yaml")
-    overlay = tmp_path / "org.yaml"
-    overlay.write_text("variants_dir: variants\n")
-    return overlay
+    return fork_variants(tmp_path, PROJECT_DIR / "variants", "", with_lock=True)
 
 
 def test_a_variant_file_change_makes_check_fail_with_a_diff(tmp_path: Path) -> None:

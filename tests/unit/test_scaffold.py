@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-from tests.conftest import PROJECT_DIR, hjk
+from tests.conftest import PROJECT_DIR, fork_variants, hjk
 
 
 def team_fork(tmp_path: Path) -> Path:
-    shutil.copytree(PROJECT_DIR / "variants", tmp_path / "variants")
-    overlay = tmp_path / "org.yaml"
-    overlay.write_text("namespace: acme\nvariants_dir: variants\n")
-    return overlay
+    return fork_variants(tmp_path, PROJECT_DIR / "variants", "namespace: acme\n")
 
 
 def test_new_variant_is_valid_and_shows_up_in_plan_render_and_lint(tmp_path: Path) -> None:
