@@ -393,6 +393,19 @@ def lint(ctx: click.Context) -> None:
     note(f"lint clean: {len(rendered)} Dockerfiles, {len(variants)} variant files")
 
 
+def show_test_results(results: records.TestResults) -> None:
+    """The per-image table, then every failure with its check named and, for a failed image, its logs."""
+    out_console.print(report.test_summary(results))
+    for image in results.images:
+        if image.error:
+            note(f"[red]{image.variant} {image.platform}: {escape(image.error)}[/]")
+        for check in (c for c in image.checks if c.status == "failed"):
+            note(f"[red]{image.variant} {image.platform}: check '{escape(check.name)}' failed:[/] "
+                 f"{escape(check.detail)}")
+        if not image.passed and image.logs:
+            note(f"--- container logs ({image.variant} {image.platform}) ---\n{escape(image.logs[-3000:])}")
+
+
 @main.command("test")
 @variant_option
 @platform_option
@@ -448,16 +461,7 @@ def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tupl
     if junit_path:
         junit_path.parent.mkdir(parents=True, exist_ok=True)
         junit_path.write_text(smoke.junit_xml(results))
-    out_console.print(report.test_summary(results))
-    for image in results.images:
-        if image.error:
-            note(f"[red]{image.variant} {image.platform}: {escape(image.error)}[/]")
-        for check in image.checks:
-            if check.status == "failed":
-                note(f"[red]{image.variant} {image.platform}: check '{escape(check.name)}' failed:[/] "
-                     f"{escape(check.detail)}")
-        if not image.passed and image.logs:
-            note(f"--- container logs ({image.variant} {image.platform}) ---\n{escape(image.logs[-3000:])}")
+    show_test_results(results)
     note(f"test results: {saved}" + (f"; JUnit: {junit_path}" if junit_path else ""))
     if not results.passed:
         raise FactoryError("smoke tests failed")
@@ -594,13 +598,7 @@ def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple
     results = smoke.run_tests(variant_set, pipeline.test_targets(record, [], []),
                               settings.variants_dir / "checks", parallel=max_parallel)
     records.save(results, pipeline.default_results_path())
-    out_console.print(report.test_summary(results))
-    for image in results.images:
-        for check in (c for c in image.checks if c.status == "failed"):
-            note(f"[red]{image.variant} {image.platform}: check '{escape(check.name)}' failed:[/] "
-                 f"{escape(check.detail)}")
-        if image.error:
-            note(f"[red]{image.variant} {image.platform}: {escape(image.error)}[/]")
+    show_test_results(results)
     stage("test", f"{len(results.images)} images" + (" passed" if results.passed else ", [red]FAILED[/]"))
     if not results.passed:
         finish(False)

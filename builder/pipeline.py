@@ -22,12 +22,11 @@ from builder.loading import load_model
 from builder.plan import Plan, make_plan, repository, with_ancestors
 from builder.records import BuildRecord
 from builder.render import RenderedVariant, dockerfile_parent, render_all
-from builder.variants import Checks, Variant, VariantFile, VariantSet, load_variant_files, resolve
+from builder.variants import Checks, VariantFile, VariantSet, load_variant_files, resolve
 
 
 @dataclass(frozen=True)
 class Prepared:
-    variants: list[Variant]
     rendered: dict[str, RenderedVariant]
     plan: Plan
 
@@ -56,7 +55,7 @@ def prepare(
     chosen = with_ancestors(variant_set, variant_set.select(variant_names))
     rendered = render_all(chosen, settings)
     plan = make_plan(chosen, rendered, repository(settings, registry), platforms or None)
-    return Prepared(chosen, rendered, plan)
+    return Prepared(rendered, plan)
 
 
 def git_revision(project: Path) -> tuple[str, int | None]:

@@ -51,7 +51,6 @@ class TagPlan:
     index_digest: str
     platforms: dict[str, str]
     tags: list[str]
-    immutable: list[str]
 
 
 def tags_for(
@@ -113,7 +112,7 @@ def plan_publish(
                     "(use --force to override)"
                 )
         plans.append(TagPlan(index.name, f"{record.repository}@{index.digest}", index.digest,
-                             info.platforms, tags, immutable))
+                             info.platforms, tags))
     return plans
 
 

@@ -126,6 +126,8 @@ def _context(variant: Variant, settings: Settings) -> dict[str, Any]:
         "apt_tools": [t for t in own if t.source == "apt"],
         "other_tools": [t for t in own if t.source != "apt"],
         "env": dict(variant.file.env),
+        # what this variant declares itself; a child inherits STOPSIGNAL and CMD from its parent image
+        "runtime": variant.file.runtime,
         "labels": image_labels(variant, settings),
         "ca_in_image": settings.config.ca_in_image,
         "helpers": HELPERS if variant.parent == ROOT else (),

@@ -87,7 +87,6 @@ class RunProfile:
 
     command: list[str]
     user: str | None
-    privileged: bool
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -95,12 +94,12 @@ class RunProfile:
         return self.command != ["sleep", "infinity"]
 
 
-def run_profile(labels: dict[str, str], privileged_allowed: bool) -> RunProfile:
-    """Privileged where the image asks for it and the host allows it; otherwise the
-    minimal capability set from the labels (documented fallback)."""
+def run_profile(labels: dict[str, str], host_allows_privileged: Callable[[], bool]) -> RunProfile:
+    """Privileged where the image asks for it and the host allows it (asked only then);
+    otherwise the minimal capability set from the labels (documented fallback)."""
     init = labels.get("io.headjack.init")
     if not init:
-        return RunProfile(["sleep", "infinity"], None, False)
+        return RunProfile(["sleep", "infinity"], None)
     kwargs: dict[str, Any] = {"tmpfs": {p: "" for p in _split(labels.get("io.headjack.run.tmpfs"))}}
     binds: dict[str, dict[str, str]] = {}
     anonymous: list[str] = []
@@ -112,15 +111,14 @@ def run_profile(labels: dict[str, str], privileged_allowed: bool) -> RunProfile:
             anonymous.append(spec)
     if labels.get("io.headjack.run.cgroupns"):
         kwargs["cgroupns"] = labels["io.headjack.run.cgroupns"]
-    privileged = labels.get("io.headjack.run.privileged") == "true" and privileged_allowed
-    if privileged:
+    if labels.get("io.headjack.run.privileged") == "true" and host_allows_privileged():
         kwargs["privileged"] = True
     else:
         kwargs["cap_add"] = _split(labels.get("io.headjack.run.cap-add"))
         kwargs["security_opt"] = _split(labels.get("io.headjack.run.security-opt"))
     kwargs["binds"] = binds
     kwargs["anonymous_volumes"] = anonymous
-    return RunProfile(shlex.split(init), labels.get("io.headjack.init.user", "root"), privileged, kwargs)
+    return RunProfile(shlex.split(init), labels.get("io.headjack.init.user", "root"), kwargs)
 
 
 _privileged_probe: dict[str, bool] = {}
@@ -423,8 +421,7 @@ def check_image(variant: Variant, target: Target, run_id: str, checks_dir: Path)
     ready_timeout = 600 if slow else 180
     try:
         facts = ImageFacts.of(target.reference, target.platform)
-        profile = run_profile(facts.labels, privileged_allowed(target.reference) if facts.labels.get(
-            "io.headjack.run.privileged") == "true" else False)
+        profile = run_profile(facts.labels, lambda: privileged_allowed(target.reference))
         with started(target, facts, profile, run_id, ready_timeout) as session:
             code, out = session.exec(["cat", OMITTED_TOOLS_FILE], user="root")
             omitted = set(out.split()) if code == 0 else set()

@@ -246,9 +246,6 @@ class VariantSet:
     def names(self) -> list[str]:
         return list(self._variants)
 
-    def children_of(self, name: str) -> list[Variant]:
-        return [v for v in self._variants.values() if v.parent == name]
-
     def descendants_of(self, name: str) -> list[Variant]:
         return [v for v in self._variants.values() if name in v.lineage]
 

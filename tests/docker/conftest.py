@@ -3,7 +3,6 @@ built for both platforms (arm64 under QEMU here)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,10 +44,6 @@ def fixture_build(
     record = tmp_path_factory.mktemp("records") / "build.json"
     proc = fixture_cli(test_registry, "build", "--record", str(record))
     yield FixtureBuild(test_registry, record, proc.stdout, proc.stderr)
-
-
-def json_of(text: str) -> dict:  # type: ignore[type-arg]
-    return json.loads(text)  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")
