@@ -80,6 +80,22 @@ class TagScheme(Strict):
     """Immutable: the git commit the images were built from."""
 
 
+class LanguageSources(Strict):
+    """Where the version managers download the variants' `languages`: the upstream
+    sites by default, or an organisation's mirror (firewalled networks, audit)."""
+
+    python_mirror: str | None = None
+    """PYTHON_BUILD_MIRROR_URL: CPython tarballs served by sha256 (python-build's mirror layout)."""
+    python_definitions: str | None = None
+    """A folder of extra python-build definitions (an organisation's own builds), searched before pyenv's."""
+    node_mirror: str = "https://nodejs.org/dist"
+    """nodejs.org's layout: v<version>/node-v<version>-linux-<x64|arm64>.tar.gz beside SHASUMS256.txt."""
+    go_mirror: str | None = None
+    """GO_BUILD_MIRROR_URL for goenv."""
+    rust_dist_server: str | None = None
+    """RUSTUP_DIST_SERVER (rustup's default: https://static.rust-lang.org)."""
+
+
 class FactoryConfig(Strict):
     registry: str | None = None
     """Registry host (ghcr.io, localhost:5000...). None: the embedded local registry."""
@@ -95,6 +111,7 @@ class FactoryConfig(Strict):
     ca_in_image: bool = False
     """Also install the extra CA into the image (off: it never reaches a layer)."""
     labels: dict[str, str] = Field(default_factory=dict)
+    language_sources: LanguageSources = Field(default_factory=LanguageSources)
     tags: TagScheme = Field(default_factory=TagScheme)
     source_url: str = "https://github.com/gilmanlab/headjack-images"
     license: str = "MIT"
@@ -161,6 +178,16 @@ class Settings(BaseModel):
         if self.config.ca_bundle in ("auto", "none"):
             return None
         return (self._base_for("ca_bundle") / self.config.ca_bundle).resolve()
+
+    @property
+    def python_definitions(self) -> Path | None:
+        folder = self.config.language_sources.python_definitions
+        if folder is None:
+            return None
+        path = (self._base_for("language_sources") / folder).resolve()
+        if not path.is_dir():
+            raise FactoryError(f"language_sources.python_definitions: {path} is not a folder")
+        return path
 
     def _base_for(self, key: str) -> Path:
         """Relative paths resolve against the file that set them."""

@@ -21,6 +21,12 @@ from builder.config import Settings
 from builder.errors import FactoryError
 from builder.variants import ROOT, Runtime, Variant
 
+LANGUAGE_FILES = "files/languages"
+"""Where a variant with `languages` gets the installer (and python-build definitions) in its context."""
+LANGUAGE_MOUNT = "/mnt"
+"""Where the install steps bind-mount LANGUAGE_FILES: a folder every Debian root has, so the
+mount leaves no empty mount point behind in the layer."""
+
 RENDERED_DIR = "rendered"
 
 
@@ -131,11 +137,59 @@ def _context(variant: Variant, settings: Settings) -> dict[str, Any]:
         "labels": image_labels(variant, settings),
         "ca_in_image": settings.config.ca_in_image,
         "helpers": HELPERS if variant.parent == ROOT else (),
+        "languages": language_steps(variant, settings),
+        "language_files": LANGUAGE_FILES,
+        "language_mount": LANGUAGE_MOUNT,
         "fragments": {
             "root": [_fragment_name(variant, f) for f in variant.file.fragments.root],
             "user": [_fragment_name(variant, f) for f in variant.file.fragments.user],
         },
     }
+
+
+@dataclass(frozen=True)
+class LanguageStep:
+    language: str
+    versions: tuple[str, ...]
+    env: dict[str, str]
+    """Download sources for the version manager, from the factory's language_sources."""
+
+    @property
+    def env_assignments(self) -> str:
+        return " ".join(f"{key}={shlex.quote(value)}" for key, value in sorted(self.env.items()))
+
+
+def language_steps(variant: Variant, settings: Settings) -> list[LanguageStep]:
+    """One install step per language the variant itself declares (a parent's are in its image)."""
+    sources = settings.config.language_sources
+    env_of: dict[str, dict[str, str | None]] = {
+        "python": {
+            "PYTHON_BUILD_MIRROR_URL": sources.python_mirror,
+            "PYTHON_BUILD_DEFINITIONS": f"{LANGUAGE_MOUNT}/python-build" if sources.python_definitions else None,
+        },
+        "node": {"NODE_MIRROR": sources.node_mirror},
+        "go": {"GO_BUILD_MIRROR_URL": sources.go_mirror},
+        "rust": {"RUSTUP_DIST_SERVER": sources.rust_dist_server},
+    }
+    return [
+        LanguageStep(language, versions, {k: v for k, v in env_of[language].items() if v})
+        for language, versions in variant.file.languages.declared().items()
+    ]
+
+
+def _language_files(settings: Settings, variant: Variant) -> dict[str, bytes]:
+    declared = variant.file.languages.declared()
+    if not declared:
+        return {}
+    installer = settings.templates_dir / LANGUAGE_FILES / "install-language"
+    files = {f"{LANGUAGE_FILES}/install-language": installer.read_bytes()}
+    definitions = settings.python_definitions if "python" in declared else None
+    if definitions is not None:
+        files.update({
+            f"{LANGUAGE_FILES}/python-build/{p.name}": p.read_bytes()
+            for p in sorted(definitions.iterdir()) if p.is_file()
+        })
+    return files
 
 
 def _fragment_name(variant: Variant, relative: str) -> str:
@@ -165,7 +219,7 @@ def _helper_files(settings: Settings, variant: Variant) -> dict[str, bytes]:
 
 
 def _context_files(settings: Settings, variant: Variant) -> dict[str, bytes]:
-    files = _helper_files(settings, variant)
+    files = {**_helper_files(settings, variant), **_language_files(settings, variant)}
     if variant.file.context_files:
         folder = (variant.path.parent / variant.file.context_files).resolve()
         if not folder.is_dir():

@@ -30,7 +30,7 @@ from typing import Any
 from builder import tools
 from builder.errors import FactoryError
 from builder.records import CheckOutcome, ImageResult, TestResults
-from builder.variants import Variant, VariantSet
+from builder.variants import Variant, VariantSet, language_checks
 
 # Ryuk, testcontainers' reaper, is an image that may not be pullable (air-gapped
 # hosts); every container here carries RUN_LABEL and is removed by this module.
@@ -259,7 +259,7 @@ def declared_checks(variant: Variant, session: Session, omitted: set[str]) -> li
 
         results.append(_timed(f"tool {tool.name}: {tool.check_command}", "tool", tool_check))
 
-    for check in variant.commands:
+    for check in (*variant.commands, *language_checks(variant.languages)):
         def command_check(c: Any = check) -> tuple[bool, str]:
             code, out = session.shell(c.run, user=c.user, timeout=c.timeout)
             if code != c.exit_code:

@@ -22,6 +22,10 @@ ROOT = "root"
 
 NAME_PATTERN = r"^[a-z][a-z0-9-]{0,40}$"
 SHA256_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+RELEASE_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
+
+LANGUAGE_MANAGERS = {"python": "pyenv", "node": "nodenv", "go": "goenv", "rust": "rustup"}
+"""Each preinstallable language and the version manager (a tool of the parent chain) that installs it."""
 
 
 class Strict(BaseModel):
@@ -150,6 +154,30 @@ class Fragments(Strict):
     """As the image's user, after the switch."""
 
 
+class Languages(Strict):
+    """Language versions preinstalled through the image's own version managers
+    (see LANGUAGE_MANAGERS). The first version of each language is the default."""
+
+    python: list[str] = Field(default_factory=list)
+    node: list[str] = Field(default_factory=list)
+    go: list[str] = Field(default_factory=list)
+    rust: list[str] = Field(default_factory=list)
+
+    @field_validator("python", "node", "go", "rust")
+    @classmethod
+    def _exact_releases(cls, versions: list[str]) -> list[str]:
+        for version in versions:
+            if not RELEASE_PATTERN.match(str(version)):
+                raise ValueError(f"version '{version}' is not an exact release such as 3.12.8")
+        if len(set(versions)) != len(versions):
+            raise ValueError(f"a version is listed twice in {versions}")
+        return versions
+
+    def declared(self) -> dict[str, tuple[str, ...]]:
+        """Language -> versions, for the languages that list any."""
+        return {name: tuple(getattr(self, name)) for name in LANGUAGE_MANAGERS if getattr(self, name)}
+
+
 class VariantFile(Strict):
     """What one file in variants/ declares."""
 
@@ -165,6 +193,7 @@ class VariantFile(Strict):
     packages: list[str] = Field(default_factory=list)
     """Debian packages without a user-facing version (build headers, locales...)."""
     tools: list[Tool] = Field(default_factory=list)
+    languages: Languages = Field(default_factory=Languages)
     env: dict[str, str] = Field(default_factory=dict)
     runtime: Runtime | None = None
     checks: Checks = Field(default_factory=Checks)
@@ -177,6 +206,8 @@ class VariantFile(Strict):
     def _one_build_recipe(self) -> VariantFile:
         if (self.template is None) == (self.dockerfile is None):
             raise ValueError("give exactly one of `template` and `dockerfile`")
+        if self.dockerfile is not None and self.languages.declared():
+            raise ValueError("`languages` are installed by templates; a `dockerfile` variant installs its own")
         return self
 
     uid: int = Field(default=1000, ge=1)
@@ -196,6 +227,8 @@ class Variant(BaseModel):
     platforms: tuple[str, ...]
     tools: tuple[Tool, ...]
     """Inherited tools first, then its own."""
+    languages: dict[str, tuple[str, ...]]
+    """Language -> installed versions, inherited ones included; the first is the default."""
     runtime: Runtime
     commands: tuple[CommandCheck, ...]
     files: tuple[FileCheck, ...]
@@ -213,6 +246,34 @@ class Variant(BaseModel):
     @property
     def own_tools(self) -> tuple[Tool, ...]:
         return tuple(self.file.tools)
+
+
+# How a smoke test asks each version manager for one version, and what the answer must say.
+_LANGUAGE_PROBES = {
+    "python": ("PYENV_VERSION={v} python --version", "^Python {v}$"),
+    "node": ("NODENV_VERSION={v} node --version", "^v{v}$"),
+    "go": ("GOENV_VERSION={v} go version", "\\bgo{v}\\b"),
+    "rust": ("rustc +{v} --version", "^rustc {v}\\b"),
+}
+_LANGUAGE_DEFAULT_COMMANDS = {"python": "python --version", "node": "node --version",
+                              "go": "go version", "rust": "rustc --version"}
+
+
+def language_checks(languages: dict[str, tuple[str, ...]]) -> tuple[CommandCheck, ...]:
+    """Every installed version answers through its manager, and the first is the default."""
+    checks: list[CommandCheck] = []
+    for language, versions in languages.items():
+        manager = LANGUAGE_MANAGERS[language]
+        run, expect = _LANGUAGE_PROBES[language]
+        for version in versions:
+            escaped = re.escape(version)
+            checks.append(CommandCheck(name=f"{language} {version} through {manager}",
+                                       run=run.format(v=version), expect=expect.format(v=escaped), timeout=300))
+        default = versions[0]
+        checks.append(CommandCheck(name=f"{language} {default} is the default",
+                                   run=_LANGUAGE_DEFAULT_COMMANDS[language],
+                                   expect=expect.format(v=re.escape(default)), timeout=300))
+    return tuple(checks)
 
 
 def _merge_unique(inherited: Iterable[Tool], own: Iterable[Tool]) -> tuple[Tool, ...]:
@@ -300,11 +361,15 @@ def resolve(files: dict[str, tuple[VariantFile, Path]], root_platforms: list[str
                 f"{path}: platforms: drops {', '.join(dropped)} that {source} builds; "
                 "a child must keep every platform of its parent"
             )
+        tools = _merge_unique(parent.tools if parent else (), spec.tools)
+        lineage = (*parent.lineage, parent.name) if parent else ()
+        _check_language_managers(spec, path, tools, lineage)
         variant = Variant(
             file=spec, path=path,
-            lineage=((*parent.lineage, parent.name) if parent else ()),
+            lineage=lineage,
             platforms=tuple(platforms),
-            tools=_merge_unique(parent.tools if parent else (), spec.tools),
+            tools=tools,
+            languages=_merge_languages(parent.languages if parent else {}, spec.languages.declared()),
             runtime=spec.runtime or (parent.runtime if parent else Runtime()),
             commands=(*(parent.commands if parent else ()), *spec.checks.commands),
             files=(*(parent.files if parent else ()), *spec.checks.files),
@@ -319,6 +384,28 @@ def resolve(files: dict[str, tuple[VariantFile, Path]], root_platforms: list[str
     # dependency order: parents before children, stable by file name otherwise
     ordered = sorted(resolved.values(), key=lambda v: (len(v.lineage), v.name))
     return VariantSet({v.name: v for v in ordered})
+
+
+def _check_language_managers(spec: VariantFile, path: Path, tools: tuple[Tool, ...], lineage: tuple[str, ...]) -> None:
+    present = {t.name for t in tools}
+    for language in spec.languages.declared():
+        manager = LANGUAGE_MANAGERS[language]
+        if manager not in present:
+            chain = " -> ".join((*lineage, spec.name)) if lineage else spec.name
+            raise FactoryError(
+                f"{path}: languages.{language}: needs the version manager {manager}, "
+                f"which no variant in {chain} installs (base installs pyenv, nodenv, goenv and rustup)"
+            )
+
+
+def _merge_languages(
+    inherited: dict[str, tuple[str, ...]], own: dict[str, tuple[str, ...]],
+) -> dict[str, tuple[str, ...]]:
+    """A child's versions come first (its first is the new default), then the parent's others."""
+    merged = dict(inherited)
+    for language, versions in own.items():
+        merged[language] = (*versions, *(v for v in inherited.get(language, ()) if v not in versions))
+    return merged
 
 
 def _merge_metadata(parent: MetadataCheck, own: MetadataCheck) -> MetadataCheck:
