@@ -19,7 +19,7 @@ from builder.config import Settings, arch_of
 from builder.errors import FactoryError
 from builder.plan import IDENTITY_LABEL, Job, Plan, identity, index_tag, staging_tag
 from builder.records import BuildRecord, PlatformBuild, RootRecord, VariantIndex
-from builder.render import RenderedVariant
+from builder.render import RenderedVariant, locate_failure
 from builder.rootfs import RootImage
 
 Listener = Callable[[str, str, str], None]
@@ -152,11 +152,16 @@ class Executor:
             result = future.result()
         except (FactoryError, tools.CommandError) as exc:
             log_path = self.logs / f"{job.variant}-{arch_of(job.platform)}.log"
-            result = PlatformBuild(
-                variant=job.variant, platform=job.platform, status="failed",
-                log=str(log_path), error=str(exc),
+            dockerfile = self.contexts[job.variant] / "Dockerfile"
+            where = locate_failure(
+                exc.output if isinstance(exc, tools.CommandError) else str(exc),
+                dockerfile.read_text(encoding="utf-8") if dockerfile.is_file() else "",
             )
-            self.listener(job.key, "failed", str(exc))
+            error = f"{where}\n{exc}" if where else str(exc)
+            result = PlatformBuild(
+                variant=job.variant, platform=job.platform, status="failed", log=str(log_path), error=error,
+            )
+            self.listener(job.key, "failed", error)
             for child in self.plan.descendants(job.key):
                 if child.key in pending:
                     del pending[child.key]

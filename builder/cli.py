@@ -276,6 +276,10 @@ def render(ctx: click.Context, variant_names: tuple[str, ...], out_dir: Path | N
             note(f"removed {gone}: no variant '{gone.name}' any more")
 
 
+network_option = click.option(
+    "--network", type=click.Choice(["default", "host", "none"]), default=None,
+    help="Network for RUN steps (host: reach mirrors served on this machine's loopback).",
+)
 platform_option = click.option(
     "--platform", "platforms", multiple=True, metavar="OS/ARCH",
     help="Only this platform (repeatable), e.g. linux/arm64. Default: every platform of each variant.",
@@ -331,8 +335,7 @@ def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
               help="Builds run at the same time.")
 @click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the build record (JSON) here. Default: the state folder's records/build.json.")
-@click.option("--network", type=click.Choice(["default", "host", "none"]), default=None,
-              help="Network for RUN steps (host: reach mirrors served on this machine's loopback).")
+@network_option
 @click.option("--dry-run", is_flag=True, help="Show what would be built or reused; build nothing.")
 @changed_option
 @dockerfile_options
@@ -368,8 +371,7 @@ def build(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[s
     out_console.print(report.build_summary(record))
     out_console.print(report.index_summary(record))
     note(f"build record: {saved}")
-    for failed in (b for b in record.builds if b.status == "failed"):
-        note(f"[red]{failed.variant} {failed.platform} failed[/]; log: {failed.log}\n{escape(failed.error or '')}")
+    show_build_failures(record)
     if not record.ok:
         skipped = [b.key for b in record.builds if b.status == "skipped"]
         raise FactoryError(
@@ -391,6 +393,12 @@ def lint(ctx: click.Context) -> None:
     if findings:
         raise FactoryError(f"lint found problems in {len(findings)} target(s)")
     note(f"lint clean: {len(rendered)} Dockerfiles, {len(variants)} variant files")
+
+
+def show_build_failures(record: records.BuildRecord) -> None:
+    """Each failed build with where it failed and the tail of its output."""
+    for failed in (b for b in record.builds if b.status == "failed"):
+        note(f"[red]{failed.variant} {failed.platform} failed[/]; log: {failed.log}\n{escape(failed.error or '')}")
 
 
 def show_test_results(results: records.TestResults) -> None:
@@ -542,13 +550,15 @@ def show_release(plans: list[publish_mod.TagPlan], release: publish_mod.ReleaseR
 @click.option("--force", is_flag=True, help="Rebuild everything, and allow moving immutable tags.")
 @click.option("--jobs", "max_parallel", type=click.IntRange(1, 16), default=2, show_default=True,
               help="Builds (and image tests) run at the same time.")
+@network_option
 @click.option("--dry-run", is_flag=True, help="Show the plan; build, test and publish nothing.")
 @sign_key_option
 @dockerfile_options
 @click.pass_context
 @friendly_errors
 def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...], registry: str | None,
-            version: str | None, force: bool, max_parallel: int, dry_run: bool, sign_key: Path | None) -> None:
+            version: str | None, force: bool, max_parallel: int, network: str | None, dry_run: bool,
+            sign_key: Path | None) -> None:
     """The main job: render -> build -> test -> publish, stopping at the first failed stage.
 
     With no --registry and none in factory.yaml, it starts the embedded local
@@ -584,11 +594,12 @@ def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple
     prepared = pipeline.prepare(settings, target, list(variant_names), list(platforms))
     # build contexts go to the run's own folder; the committed rendered/ is `render`'s
     stage("render", f"{len(prepared.rendered)} Dockerfiles")
-    options = pipeline.build_options(settings, force=force, max_parallel=max_parallel)
+    options = pipeline.build_options(settings, force=force, max_parallel=max_parallel, network=network)
     with report.Board(prepared.plan, err_console) as board:
         record = pipeline.build_stage(settings, target, prepared, options, board, note)
     pipeline.save_record(record, None)
     out_console.print(report.build_summary(record))
+    show_build_failures(record)
     built = sum(b.status == "built" for b in record.builds)
     stage("build", f"{built} built, {sum(b.status == 'reused' for b in record.builds)} reused"
           + ("" if record.ok else ", [red]FAILED[/]"))

@@ -1,4 +1,5 @@
-"""Lint the rendered Dockerfiles (hadolint) and the variant files (yamllint)."""
+"""Lint the rendered Dockerfiles (hadolint), the variant files (yamllint), the
+helper scripts the images run (shellcheck) and the workflows' commands."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def _venv_tool(name: str) -> str:
 def lint(
     settings: Settings, rendered: dict[str, RenderedVariant], variant_files: list[Path], cli: click.Group,
 ) -> list[Finding]:
-    """hadolint, yamllint, and the workflows' commands judged by CLI's own parser."""
+    """hadolint, yamllint, shellcheck, and the workflows' commands judged by CLI's own parser."""
     findings: list[Finding] = []
     hadolint = _venv_tool("hadolint")
     tools.require(hadolint, "install the test extras (`make setup`)")
@@ -51,6 +52,13 @@ def lint(
     )
     if proc.returncode != 0:
         findings.append(Finding("yamllint", "variant files", proc.stdout + proc.stderr))
+    scripts = [p for p in sorted((settings.templates_dir / "files").rglob("*"))
+               if p.is_file() and p.read_bytes().startswith(b"#!")]
+    if scripts:
+        shellcheck = tools.require("shellcheck", "install shellcheck (`make setup`)")
+        proc = tools.run([shellcheck, "--format", "gcc", *map(str, scripts)], check=False)
+        if proc.returncode != 0:
+            findings.append(Finding("shellcheck", "helper scripts in dockerfiles/files", proc.stdout + proc.stderr))
     targets = makefile_targets(settings.project_dir / "Makefile")
     for workflow in sorted((settings.project_dir / ".github" / "workflows").glob("*.yml")):
         problems = check_workflow(workflow, cli, targets)

@@ -200,6 +200,49 @@ def _fragment_name(variant: Variant, relative: str) -> str:
     return path.relative_to(variant.path.parent.resolve()).as_posix()
 
 
+FRAGMENT_START = "# fragment: "
+FRAGMENT_END = "# end of fragment: "
+"""The layout marks each included fragment, so a build error can name the fragment it came from."""
+FAILED_LINE = re.compile(r"(?:dockerfile parse error (?:on )?line |Dockerfile:)(\d+)")
+FAILED_STEP = re.compile(r"^ > \[[^\]]*\d+/\d+\] (.+):$", re.MULTILINE)
+"""Older BuildKit names a failed step by its instruction only: ` > [5/5] RUN exit 3:`."""
+
+
+def _failed_line_number(build_output: str, lines: list[str]) -> int | None:
+    found = FAILED_LINE.findall(build_output)
+    if found:
+        return int(found[-1]) if 1 <= int(found[-1]) <= len(lines) else None
+    steps = FAILED_STEP.findall(build_output)
+    if not steps:
+        return None
+    step = " ".join(steps[-1].split())
+    for number, line in enumerate(lines, start=1):
+        start = " ".join(line.rstrip("\\").split())
+        if start and not start.startswith("#") and step.startswith(start):
+            return number
+    return None
+
+
+def locate_failure(build_output: str, dockerfile: str) -> str:
+    """'Dockerfile line N: <the line>', plus the fragment it came from, for the
+    Dockerfile line a build error points at; empty when it points at none."""
+    lines = dockerfile.splitlines()
+    number = _failed_line_number(build_output, lines)
+    if number is None:
+        return ""
+    instruction = [lines[number - 1]]
+    while instruction[-1].rstrip().endswith("\\") and number - 1 + len(instruction) < len(lines):
+        instruction.append(lines[number - 1 + len(instruction)])
+    text = " ".join(" ".join(line.rstrip("\\ ").split()) for line in instruction)
+    where = f"Dockerfile line {number}: {text[:300]}"
+    for line in reversed(lines[: number - 1]):
+        if line.startswith(FRAGMENT_END):
+            break
+        if line.startswith(FRAGMENT_START):
+            return f"{where}\n  from the fragment {line.removeprefix(FRAGMENT_START)}"
+    return where
+
+
 def _tidy(text: str) -> str:
     """Collapse runs of blank lines left by template logic; end with one newline."""
     text = re.sub(r"[ \t]+\n", "\n", text)

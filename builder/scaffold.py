@@ -26,6 +26,12 @@ tools: []
 #  - {{name: pnpm, source: npm, version: 9.15.0}}
 #  - {{name: poetry, source: pypi, version: 2.1.3}}
 
+# Language versions, installed through the image's version managers (pyenv,
+# nodenv, goenv, rustup); the first of each is the default. Exact releases only.
+# languages:
+#   python: [3.11.9]
+#   node: [22.14.0]
+
 # Environment of the image (and so of every agent session in it).
 env: {{}}
 #  TEAM: acme

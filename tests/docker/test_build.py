@@ -94,11 +94,30 @@ def test_a_failed_build_skips_its_children_and_indexes_nothing_of_it(
     assert proc.returncode == 1
     assert "leaf linux/amd64 failed" in proc.stderr and "exit 7" in proc.stderr.replace("code: 7", "exit 7")
     assert "not built because of them: leafchild/amd64, leafchild/arm64" in proc.stderr
+    assert "RUN echo about to fail && exit 7\n  from the fragment fragments/leaf.j2" in proc.stderr
     record = load(record_path, BuildRecord)
     by_name = {v.name: v for v in record.variants}
     assert by_name["leaf"].digest is None and by_name["leafchild"].digest is None
     assert by_name["tiny"].digest and by_name["broken"].digest
     assert {b.status for b in record.builds_of("leafchild")} == {"skipped"}
+
+
+def test_a_fragment_with_an_instruction_the_engine_cannot_run_is_named(
+    fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    overlay = fork_of_fixtures(tmp_path)
+    (tmp_path / "variants" / "fragments" / "leaf.j2").write_text("RUN echo fine\nONBUILDX RUN echo never\n")
+    record_path = tmp_path / "parse.json"
+    proc = fixture_cli(fixture_build.registry, "build", "--variant", "leaf", "--record", str(record_path),
+                       config=overlay, check=False)
+    assert proc.returncode == 1
+    for arch in ("amd64", "arm64"):
+        assert f"leaf linux/{arch} failed" in proc.stderr
+    assert "ONBUILDX RUN echo never\n  from the fragment fragments/leaf.j2" in proc.stderr
+    assert "unknown instruction: ONBUILDX" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    leaf = next(v for v in load(record_path, BuildRecord).variants if v.name == "leaf")
+    assert leaf.digest is None
 
 
 def test_build_refuses_an_unknown_variant_cleanly(test_registry: EmbeddedRegistry) -> None:

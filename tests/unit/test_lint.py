@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,16 @@ def test_hadolint_findings_fail_lint(tmp_path: Path) -> None:
     proc = hjk("--config", str(overlay), "lint", check=False)
     assert proc.returncode == 1
     assert "DL3003" in proc.stderr and "rendered bad/Dockerfile" in proc.stderr
+
+
+def test_shellcheck_findings_in_helper_scripts_fail_lint(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    for name in ("dockerfiles", "variants", ".github"):
+        shutil.copytree(PROJECT_DIR / name, project / name)
+    for name in ("factory.yaml", "Makefile", ".hadolint.yaml", ".yamllint.yaml"):
+        shutil.copy(PROJECT_DIR / name, project / name)
+    script = project / "dockerfiles" / "files" / "common" / "careless"
+    script.write_text("#!/bin/sh\nrm -rf $1/cache\n")  # SC2086: unquoted expansion
+    proc = hjk("lint", env={"HJK_PROJECT_DIR": str(project)}, check=False)
+    assert proc.returncode == 1
+    assert "shellcheck" in proc.stderr and "careless" in proc.stderr and "SC2086" in proc.stderr

@@ -34,3 +34,17 @@ def test_new_variant_refuses_clashes_and_unknown_parents(tmp_path: Path) -> None
     orphan = hjk("--config", str(overlay), "new-variant", "x", "--parent", "nosuch", check=False)
     assert orphan.returncode == 1 and "no variant named 'nosuch' to build on" in orphan.stderr
     assert not (tmp_path / "variants" / "x.yaml").exists()
+
+
+def test_the_commented_languages_example_is_valid_once_uncommented(tmp_path: Path) -> None:
+    from builder.variants import load_variants
+
+    overlay = team_fork(tmp_path)
+    hjk("--config", str(overlay), "new-variant", "polyglot", "--parent", "base")
+    path = tmp_path / "variants" / "polyglot.yaml"
+    text = path.read_text()
+    example = "# languages:\n#   python: [3.11.9]\n#   node: [22.14.0]\n"
+    assert example in text
+    path.write_text(text.replace(example, example.replace("# ", "")))
+    variants = load_variants(tmp_path / "variants", ["linux/amd64", "linux/arm64"])
+    assert variants["polyglot"].languages == {"python": ("3.11.9",), "node": ("22.14.0",)}
