@@ -3,9 +3,11 @@ static.rust-lang.org), served from a local HTTP server in the layouts the real
 version managers expect:
 
 - python/<sha256>: python-build's mirror protocol (PYTHON_BUILD_MIRROR_URL), plus
-  python-build definitions naming those checksums. The "CPython" is a tiny source
-  tree with a configure script and a Makefile that installs a stand-in interpreter:
-  compiling real CPython under emulation would take an hour.
+  python-build definitions naming those checksums. CPython 3.11.2 is the real
+  source: Debian's orig tarball is python.org's Python-3.11.2.tgz byte for byte,
+  the checksum pyenv's own definition names. Other versions are a tiny source
+  tree whose configure and Makefile install a stand-in interpreter: compiling
+  real CPython under arm64 emulation would take an hour.
 - node/v<version>/: nodejs.org's layout (binary tarballs and SHASUMS256.txt). The
   Node inside is the real one, repackaged from the npm registry's
   node-linux-<arch> packages.
@@ -124,6 +126,40 @@ def _python(folder: Path, version: str) -> None:
     (folder / "definitions" / version).write_text(f'install_package "{top}" "{url}" standard {verify} ensurepip\n')
 
 
+REAL_PYTHON = "3.11.2"
+REAL_PYTHON_SOURCE = "http://deb.debian.org/debian/pool/main/p/python3.11/python3.11_3.11.2.orig.tar.gz"
+REAL_PYTHON_INSTALL = (
+    'install_package "Python-3.11.2" "https://www.python.org/ftp/python/3.11.2/Python-3.11.2.tgz'
+    '#2411c74bda5bbcfcddaf4531f66d1adc73f247f529aee981b029513aefdbf849" standard verify_py311 copy_python_gdb ensurepip'
+)
+"""The .tgz line of pyenv's own 3.11.2 definition. pyenv prefers the .tar.xz, which
+has no copy within reach, so the served definition keeps only this line."""
+
+
+def _download(url: str, target: Path) -> None:
+    if not target.is_file():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with urllib.request.urlopen(url, timeout=300) as response:
+            partial = target.with_suffix(".partial")
+            partial.write_bytes(response.read())
+            partial.rename(target)
+
+
+def _real_python(folder: Path, cache: Path) -> None:
+    checksum = REAL_PYTHON_INSTALL.split("#")[1].split('"')[0]
+    cached = cache / f"Python-{REAL_PYTHON}.tgz"
+    _download(REAL_PYTHON_SOURCE, cached)
+    if _sha256(cached.read_bytes()) != checksum:
+        raise RuntimeError(f"{REAL_PYTHON_SOURCE} is not python.org's Python-{REAL_PYTHON}.tgz")
+    (folder / "python").mkdir(parents=True, exist_ok=True)
+    (folder / "python" / checksum).write_bytes(cached.read_bytes())
+    (folder / "definitions").mkdir(parents=True, exist_ok=True)
+    (folder / "definitions" / REAL_PYTHON).write_text(
+        "export PYTHON_BUILD_CONFIGURE_WITH_OPENSSL=1\nexport PYTHON_BUILD_TCLTK_USE_PKGCONFIG=1\n"
+        f"{REAL_PYTHON_INSTALL}\n"
+    )
+
+
 def _node(folder: Path, version: str, npm_cache: Path) -> None:
     """nodejs.org's layout for VERSION, from the npm registry's node-linux-<arch> tarballs."""
     release = folder / "node" / f"v{version}"
@@ -132,11 +168,7 @@ def _node(folder: Path, version: str, npm_cache: Path) -> None:
     for arch in NODE_ARCHES.values():
         package = f"node-linux-{arch}-{version}.tgz"
         cached = npm_cache / package
-        if not cached.is_file():
-            npm_cache.mkdir(parents=True, exist_ok=True)
-            url = f"https://registry.npmjs.org/node-linux-{arch}/-/{package}"
-            with urllib.request.urlopen(url, timeout=300) as response:
-                cached.write_bytes(response.read())
+        _download(f"https://registry.npmjs.org/node-linux-{arch}/-/{package}", cached)
         name = f"node-v{version}-linux-{arch}.tar.gz"
         members: dict[str, bytes] = {}
         executable: set[str] = set()
@@ -206,15 +238,19 @@ def _rust(folder: Path, version: str, base_url: str) -> None:
 
 @contextmanager
 def serve_upstream(
-    folder: Path, port: int, npm_cache: Path,
+    folder: Path, port: int, cache: Path,
     python: tuple[str, ...] = (), node: tuple[str, ...] = (), rust: tuple[str, ...] = (),
 ) -> Iterator[Upstream]:
-    """Write the fake downloads for the given versions into FOLDER and serve them on loopback."""
+    """Write the downloads for the given versions into FOLDER and serve them on loopback.
+    Python REAL_PYTHON is the real source; real downloads are kept in CACHE."""
     url = f"http://127.0.0.1:{port}"
     for version in python:
-        _python(folder, version)
+        if version == REAL_PYTHON:
+            _real_python(folder, cache)
+        else:
+            _python(folder, version)
     for version in node:
-        _node(folder, version, npm_cache)
+        _node(folder, version, cache)
     for version in rust:
         _rust(folder, version, url)
     (folder / "definitions").mkdir(parents=True, exist_ok=True)

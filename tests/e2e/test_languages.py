@@ -1,9 +1,11 @@
 """Language versions preinstalled through the real version managers of base, on
-both platforms, from a local stand-in for their download sites (tests/fake_upstream.py)."""
+both platforms, from a local stand-in for their download sites (tests/fake_upstream.py),
+and real CPython compiled by pyenv from that mirror."""
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from builder.records import BuildRecord, TestResults, load
 from builder.state import STATE_ENV
 from tests.conftest import PROJECT_DIR, fork_variants, free_port, hjk
 from tests.e2e.conftest import Release
-from tests.fake_upstream import Upstream, serve_upstream
+from tests.fake_upstream import REAL_PYTHON, REAL_PYTHON_INSTALL, Upstream, serve_upstream
 
 POLYGLOT = """name: polyglot
 description: base plus preinstalled Python, Node and Rust
@@ -30,9 +32,9 @@ languages:
 
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
-    npm_cache = Path(os.environ[STATE_ENV]) / "cache" / "npm-node"
-    with serve_upstream(tmp_path_factory.mktemp("upstream"), free_port(), npm_cache,
-                        python=("3.12.8", "3.11.9"), node=("22.14.0",), rust=("1.83.0",)) as served:
+    downloads = Path(os.environ[STATE_ENV]) / "cache" / "language-downloads"
+    with serve_upstream(tmp_path_factory.mktemp("upstream"), free_port(), downloads,
+                        python=("3.12.8", "3.11.9", REAL_PYTHON), node=("22.14.0",), rust=("1.83.0",)) as served:
         yield served
 
 
@@ -115,3 +117,45 @@ def test_go_without_goenv_in_the_image_says_so(released: Release, upstream: Upst
             in output
     else:  # a machine that reaches GitHub and go.dev installs it
         assert proc.returncode == 0, output
+
+
+CPYTHON = f"""name: cpython
+description: base plus CPython {REAL_PYTHON} compiled by pyenv
+parent: base
+template: variant.Dockerfile.j2
+languages:
+  python: ['{REAL_PYTHON}']
+checks:
+  commands:
+    - name: the standard library's C modules were built
+      run: >-
+        python -c 'import ssl, sqlite3, readline, ctypes, lzma, bz2, zlib, curses, tkinter;
+        print(ssl.OPENSSL_VERSION)'
+      expect: ^OpenSSL 3
+    - {{name: pip from ensurepip, run: pip --version, expect: 'python 3\\.11'}}
+"""
+
+
+def test_pyenv_compiles_real_cpython_from_an_org_mirror(released: Release, upstream: Upstream, tmp_path: Path) -> None:
+    """amd64 only: compiling CPython under arm64 emulation would take about an hour.
+    Proves base's build headers are enough for pyenv and that the mirror protocol works."""
+    base = next(b for b in released.build.builds if b.variant == "base" and b.platform == "linux/amd64")
+    pyenv_definition = subprocess.run(
+        ["docker", "run", "--rm", "--entrypoint", "cat", f"{base.staging_tag}@{base.digest}",
+         f"/usr/share/pyenv/plugins/python-build/share/python-build/{REAL_PYTHON}"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    assert REAL_PYTHON_INSTALL in pyenv_definition  # the served definition is pyenv's own, checksum and all
+
+    overlay = str(fork_with(tmp_path, upstream, {"cpython": CPYTHON}))
+    build_record, results = tmp_path / "build.json", tmp_path / "test.json"
+    hjk("--config", overlay, "build", "--variant", "cpython", "--platform", "linux/amd64",
+        "--registry", released.registry.address, "--network", "host", "--record", str(build_record))
+    hjk("--config", overlay, "test", "--variant", "cpython", "--record", str(build_record),
+        "--results", str(results))
+    (image,) = load(results, TestResults).images
+    outcome = {c.name: (c.status, c.detail) for c in image.checks}
+    assert outcome[f"python {REAL_PYTHON} is the default"] == ("passed", f"Python {REAL_PYTHON}")
+    assert outcome["the standard library's C modules were built"][0] == "passed"
+    assert outcome["pip from ensurepip"][0] == "passed"
+    assert image.passed
