@@ -29,7 +29,7 @@ TEST_LABEL = "io.headjack.test-run"
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 
-def _isolate_state() -> None:
+def _isolate_state() -> Path:
     """Tests get their own state folder (records, locks, registries) but share the
     keyed caches with real runs: a root file system takes minutes on arm64."""
     shared_cache = state_dir() / "cache"
@@ -37,9 +37,18 @@ def _isolate_state() -> None:
     isolated = Path(tempfile.mkdtemp(prefix="hjk-test-state-"))
     (isolated / "cache").symlink_to(shared_cache)
     os.environ[STATE_ENV] = str(isolated)
+    return isolated
 
 
-_isolate_state()
+TEST_STATE = _isolate_state()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A green run leaves nothing behind; a red one keeps its records and build logs to read."""
+    if exitstatus == 0:
+        shutil.rmtree(TEST_STATE, ignore_errors=True)  # the cache is a symlink: removed, not followed
+    else:
+        print(f"\ntest state kept for inspection: {TEST_STATE}")
 FIXTURE_CONFIG = PROJECT_DIR / "tests" / "fixtures" / "fixture.yaml"
 
 
