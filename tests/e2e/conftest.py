@@ -20,20 +20,16 @@ from builder.state import STATE_ENV
 from tests.conftest import forget_local_images, free_port, hjk
 
 
-@dataclass
+@dataclass(frozen=True)
 class Release:
+    """The release's output and records, read when it finished: later tests run
+    commands of their own that write the state folder's records again."""
+
     registry: EmbeddedRegistry
     stdout: str
     stderr: str
-    records: Path
-
-    @property
-    def build(self) -> BuildRecord:
-        return load(self.records / "build.json", BuildRecord)
-
-    @property
-    def results(self) -> TestResults:
-        return load(self.records / "test.json", TestResults)
+    build: BuildRecord
+    results: TestResults
 
 
 @pytest.fixture(scope="session")
@@ -49,4 +45,6 @@ def e2e_registry(docker_engine: None) -> Iterator[EmbeddedRegistry]:
 @pytest.fixture(scope="session")
 def released(e2e_registry: EmbeddedRegistry) -> Release:
     proc = hjk("release", "--registry", e2e_registry.address)
-    return Release(e2e_registry, proc.stdout, proc.stderr, Path(os.environ[STATE_ENV]) / "records")
+    records = Path(os.environ[STATE_ENV]) / "records"
+    return Release(e2e_registry, proc.stdout, proc.stderr,
+                   load(records / "build.json", BuildRecord), load(records / "test.json", TestResults))
