@@ -394,7 +394,7 @@ def _check_language_managers(spec: VariantFile, path: Path, tools: tuple[Tool, .
             chain = " -> ".join((*lineage, spec.name)) if lineage else spec.name
             raise FactoryError(
                 f"{path}: languages.{language}: needs the version manager {manager}, "
-                f"which no variant in {chain} installs (base installs pyenv, nodenv, goenv and rustup)"
+                f"which no variant in {chain} installs as a tool"
             )
 
 
