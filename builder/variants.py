@@ -250,13 +250,12 @@ class Variant(BaseModel):
 
 # How a smoke test asks each version manager for one version, and what the answer must say.
 _LANGUAGE_PROBES = {
-    "python": ("PYENV_VERSION={v} python --version", "^Python {v}$"),
-    "node": ("NODENV_VERSION={v} node --version", "^v{v}$"),
-    "go": ("GOENV_VERSION={v} go version", "\\bgo{v}\\b"),
-    "rust": ("rustc +{v} --version", "^rustc {v}\\b"),
+    # language: (one version through its manager, the default version, what the answer must say)
+    "python": ("PYENV_VERSION={v} python --version", "python --version", "^Python {v}$"),
+    "node": ("NODENV_VERSION={v} node --version", "node --version", "^v{v}$"),
+    "go": ("GOENV_VERSION={v} go version", "go version", "\\bgo{v}\\b"),
+    "rust": ("rustc +{v} --version", "rustc --version", "^rustc {v}\\b"),
 }
-_LANGUAGE_DEFAULT_COMMANDS = {"python": "python --version", "node": "node --version",
-                              "go": "go version", "rust": "rustc --version"}
 
 
 def language_checks(languages: dict[str, tuple[str, ...]]) -> tuple[CommandCheck, ...]:
@@ -264,14 +263,12 @@ def language_checks(languages: dict[str, tuple[str, ...]]) -> tuple[CommandCheck
     checks: list[CommandCheck] = []
     for language, versions in languages.items():
         manager = LANGUAGE_MANAGERS[language]
-        run, expect = _LANGUAGE_PROBES[language]
+        probe, default_probe, expect = _LANGUAGE_PROBES[language]
         for version in versions:
-            escaped = re.escape(version)
-            checks.append(CommandCheck(name=f"{language} {version} through {manager}",
-                                       run=run.format(v=version), expect=expect.format(v=escaped), timeout=300))
+            checks.append(CommandCheck(name=f"{language} {version} through {manager}", run=probe.format(v=version),
+                                       expect=expect.format(v=re.escape(version)), timeout=300))
         default = versions[0]
-        checks.append(CommandCheck(name=f"{language} {default} is the default",
-                                   run=_LANGUAGE_DEFAULT_COMMANDS[language],
+        checks.append(CommandCheck(name=f"{language} {default} is the default", run=default_probe,
                                    expect=expect.format(v=re.escape(default)), timeout=300))
     return tuple(checks)
 

@@ -51,7 +51,7 @@ class Upstream:
         }
 
 
-def _tar_gz(members: dict[str, bytes], executable: frozenset[str] = frozenset()) -> bytes:
+def tar_gz(members: dict[str, bytes], executable: frozenset[str] = frozenset()) -> bytes:
     """A gzipped tarball with an entry for every folder, as release tarballs have;
     scripts and the names in EXECUTABLE are executable."""
     folders = {str(parent) for name in members for parent in Path(name).parents if str(parent) != "."}
@@ -111,7 +111,7 @@ exit 0
 def _python(folder: Path, version: str) -> None:
     short = ".".join(version.split(".")[:2])
     top = f"Python-{version}"
-    tarball = _tar_gz({
+    tarball = tar_gz({
         f"{top}/configure": FAKE_CONFIGURE.encode(),
         f"{top}/Makefile": FAKE_MAKEFILE.format(version=version, short=short).encode(),
         f"{top}/python.sh": FAKE_PYTHON.format(version=version, short=short).encode(),
@@ -149,10 +149,11 @@ def _real_python(folder: Path, cache: Path) -> None:
     checksum = REAL_PYTHON_INSTALL.split("#")[1].split('"')[0]
     cached = cache / f"Python-{REAL_PYTHON}.tgz"
     _download(REAL_PYTHON_SOURCE, cached)
-    if _sha256(cached.read_bytes()) != checksum:
+    source = cached.read_bytes()
+    if _sha256(source) != checksum:
         raise RuntimeError(f"{REAL_PYTHON_SOURCE} is not python.org's Python-{REAL_PYTHON}.tgz")
     (folder / "python").mkdir(parents=True, exist_ok=True)
-    (folder / "python" / checksum).write_bytes(cached.read_bytes())
+    (folder / "python" / checksum).write_bytes(source)
     (folder / "definitions").mkdir(parents=True, exist_ok=True)
     (folder / "definitions" / REAL_PYTHON).write_text(
         "export PYTHON_BUILD_CONFIGURE_WITH_OPENSSL=1\nexport PYTHON_BUILD_TCLTK_USE_PKGCONFIG=1\n"
@@ -180,7 +181,7 @@ def _node(folder: Path, version: str, npm_cache: Path) -> None:
                     members[renamed] = extracted.read()
                     if member.mode & 0o111 or "/bin/" in renamed:
                         executable.add(renamed)
-        data = _tar_gz(members, frozenset(executable))
+        data = tar_gz(members, frozenset(executable))
         (release / name).write_bytes(data)
         sums.append(f"{_sha256(data)}  {name}\n")
     (release / "SHASUMS256.txt").write_text("".join(sums))
@@ -195,7 +196,7 @@ def _rust_component(component: str, target: str, files: dict[str, bytes]) -> byt
         f"{top}/{component}/manifest.in": "".join(f"file:{path}\n" for path in files).encode(),
     }
     members.update({f"{top}/{component}/{path}": data for path, data in files.items()})
-    return _tar_gz(members)
+    return tar_gz(members)
 
 
 def _rust(folder: Path, version: str, base_url: str) -> None:
@@ -254,12 +255,19 @@ def serve_upstream(
     for version in rust:
         _rust(folder, version, url)
     (folder / "definitions").mkdir(parents=True, exist_ok=True)
+    with serve_folder(folder, port) as served:
+        yield Upstream(url=served, definitions=folder / "definitions")
+
+
+@contextmanager
+def serve_folder(folder: Path, port: int) -> Iterator[str]:
+    """FOLDER over HTTP on loopback (quietly); yields its base URL."""
     handler = functools.partial(_QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Upstream(url=url, definitions=folder / "definitions")
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.shutdown()
         server.server_close()

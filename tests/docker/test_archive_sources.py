@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
-import http.server
-import io
 import subprocess
-import tarfile
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,28 +13,17 @@ from builder.records import BuildRecord, load
 from builder.registry import EmbeddedRegistry
 from tests.conftest import FIXTURE_CONFIG, RUN_ID, TEST_LABEL, free_port
 from tests.docker.conftest import fixture_cli
+from tests.fake_upstream import serve_folder, tar_gz
 
 
 @pytest.fixture(scope="module")
 def archive_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """Serves hello-1.0.tar.gz on loopback; yields (url, sha256)."""
     folder = tmp_path_factory.mktemp("downloads")
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        script = b"#!/bin/sh\necho hello from the archive\n"
-        info = tarfile.TarInfo("hello-1.0/bin/hello")
-        info.size, info.mode = len(script), 0o755
-        tar.addfile(info, io.BytesIO(script))
-    (folder / "hello-1.0.tar.gz").write_bytes(buffer.getvalue())
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", free_port()), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield (f"http://127.0.0.1:{server.server_address[1]}/hello-1.0.tar.gz",
-               hashlib.sha256(buffer.getvalue()).hexdigest())
-    finally:
-        server.shutdown()
+    tarball = tar_gz({"hello-1.0/bin/hello": b"#!/bin/sh\necho hello from the archive\n"})
+    (folder / "hello-1.0.tar.gz").write_bytes(tarball)
+    with serve_folder(folder, free_port()) as url:
+        yield f"{url}/hello-1.0.tar.gz", hashlib.sha256(tarball).hexdigest()
 
 
 def variant_with_archive(tmp_path: Path, url: str, sha256: str, optional: bool = False) -> Path:

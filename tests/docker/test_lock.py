@@ -20,14 +20,20 @@ def retag(target: str, source: str) -> None:
     subprocess.run(["docker", "buildx", "imagetools", "create", "-t", target, source], check=True, capture_output=True)
 
 
+def locked_reference_fork(reference: str, root: str, tmp_path: Path) -> Path:
+    """REFERENCE tagged at ROOT, a fork whose root is that reference, and its lock written."""
+    retag(reference, root)
+    overlay = reference_fork(tmp_path, reference)
+    hjk("--config", str(overlay), "lock")
+    return overlay
+
+
 def test_check_fails_when_the_root_moves_and_update_reports_the_move(
     fixture_build: FixtureBuild, root_in_registry: str, tmp_path: Path,
 ) -> None:
     repo = fixture_build.record.repository
     reference = f"{repo}-root:lock-test"
-    retag(reference, root_in_registry)
-    overlay = reference_fork(tmp_path, reference)
-    hjk("--config", str(overlay), "lock")
+    overlay = locked_reference_fork(reference, root_in_registry, tmp_path)
     assert "is current" in hjk("--config", str(overlay), "lock", "--check").stderr
     old = oci.inspect(reference).digest
     retag(reference, f"{repo}@{fixture_build.record.variant('tiny').digest}")  # the tag moves
@@ -42,11 +48,7 @@ def test_check_fails_when_the_root_moves_and_update_reports_the_move(
 def test_builds_use_the_locked_digest_and_refuse_a_stale_lock(
     fixture_build: FixtureBuild, root_in_registry: str, tmp_path: Path,
 ) -> None:
-    repo = fixture_build.record.repository
-    reference = f"{repo}-root:lock-build"
-    retag(reference, root_in_registry)
-    overlay = reference_fork(tmp_path, reference)
-    hjk("--config", str(overlay), "lock")
+    overlay = locked_reference_fork(f"{fixture_build.record.repository}-root:lock-build", root_in_registry, tmp_path)
     record = tmp_path / "r.json"
     hjk("--config", str(overlay), "build", "--variant", "tiny", "--registry", fixture_build.registry.address,
         "--record", str(record))
