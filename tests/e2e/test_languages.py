@@ -39,8 +39,12 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
 
 
 def fork_with(tmp_path: Path, upstream: Upstream, variants: dict[str, str]) -> Path:
-    overlay = fork_variants(tmp_path, PROJECT_DIR / "variants",
-                            yaml.safe_dump({"language_sources": upstream.sources}), with_lock=True)
+    """A fork whose languages download from UPSTREAM. The mirror's URL (a free port) is part
+    of the build context, so each run builds anew: the overlay drops the immutable
+    `-sha-<commit>` tag, which a second run of the same commit would be refused to move."""
+    overlay = fork_variants(tmp_path, PROJECT_DIR / "variants", yaml.safe_dump({
+        "language_sources": upstream.sources, "tags": {"sha": None},
+    }), with_lock=True)
     for name, body in variants.items():
         (tmp_path / "variants" / f"{name}.yaml").write_text(body)
     return overlay
