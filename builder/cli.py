@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from builder import auth, oci, pipeline, records, report, rootfs, scaffold, smoke
+from builder import auth, oci, pipeline, records, report, rootfs, scaffold, smoke, tools
 from builder import build as build_mod
 from builder import lint as lint_mod
 from builder import lock as lock_mod
@@ -112,6 +112,7 @@ def main(ctx: click.Context, config_path: Path | None, namespace: str | None) ->
     Typical use: `hjk-images release` runs every stage against the embedded
     local registry; name a registry with --registry or in factory.yaml.
     """
+    tools.handle_stop_signals()
     obj = ctx.ensure_object(dict)
     obj["config"] = config_path
     obj["namespace"] = namespace.lower() if namespace else None  # OCI names are lower case

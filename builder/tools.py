@@ -220,13 +220,32 @@ def retry_transient(action: Callable[[], T], attempts: int = 3) -> T:
     return retrying(action)
 
 
+def _interrupt(signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def handle_stop_signals() -> None:
+    """SIGINT and SIGTERM both stop a run cleanly (KeyboardInterrupt), however it was started.
+
+    A job started in the background (`nohup make test &`, many CI runners)
+    inherits SIGINT *ignored*; Python then keeps it ignored, and so would every
+    buildx we start, so `kill -INT` and a runner's cancel would do nothing. A
+    handler of our own also resets the signal to its default in our children.
+    """
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def stop_children(sig: int = signal.SIGINT) -> list[int]:
-    """Signal every direct child process (buildx calls started by python-on-whales).
+    """Signal our direct children that share our session (the buildx calls started by
+    python-on-whales); daemons started with `spawn` run in sessions of their own and
+    are left alone, so an embedded registry outlives a stopped build.
 
     Ctrl-C in a terminal reaches them through the process group; this covers
     the cases where only we got the signal (CI runners, `kill -INT`).
     """
     me = os.getpid()
+    my_session = os.getsid(0)
     signalled = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -236,8 +255,9 @@ def stop_children(sig: int = signal.SIGINT) -> list[int]:
         except OSError:
             continue
         # the command name may hold spaces or parentheses: split after the last ')'
+        # fields: state, ppid, pgrp, session, ...
         fields = stat.rsplit(")", 1)[-1].split()
-        if len(fields) > 1 and fields[1] == str(me):
+        if len(fields) > 3 and fields[1] == str(me) and fields[3] == str(my_session):
             try:
                 os.kill(int(entry.name), sig)
                 signalled.append(int(entry.name))
