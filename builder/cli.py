@@ -406,6 +406,9 @@ def show_test_results(results: records.TestResults) -> None:
     """The per-image table, then every failure with its check named and, for a failed image, its logs."""
     out_console.print(report.test_summary(results))
     for image in results.images:
+        if image.deviation:
+            note(f"[yellow]{image.variant} {image.platform}: started as Headjack does, except: "
+                 f"{escape(image.deviation)}[/]")
         if image.error:
             note(f"[red]{image.variant} {image.platform}: {escape(image.error)}[/]")
         for check in (c for c in image.checks if c.status == "failed"):

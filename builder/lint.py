@@ -3,6 +3,8 @@ helper scripts the images run (shellcheck) and the workflows' commands."""
 
 from __future__ import annotations
 
+import re
+import shlex
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from builder import tools
+from builder import headjack, tools
 from builder.config import Settings
 from builder.render import RenderedVariant
 from builder.workflows import check_workflow, makefile_targets
@@ -29,6 +31,49 @@ def _venv_tool(name: str) -> str:
     return str(local) if local.exists() else name
 
 
+def _instructions(dockerfile: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n", " ", "\n".join(
+        line for line in dockerfile.splitlines() if not line.lstrip().startswith("#")
+    ))
+    pairs = []
+    for line in joined.splitlines():
+        word, _, rest = line.strip().partition(" ")
+        if word:
+            pairs.append((word.upper(), rest.strip()))
+    return pairs
+
+
+def contract_problems(dockerfile: str) -> list[str]:
+    """What would stop Headjack from starting the image, read from the rendered Dockerfile:
+    an init with no flags label, an init whose USER can't run it, a flags label that
+    isn't key=value pairs."""
+    labels: dict[str, str] = {}
+    user = ""
+    for instruction, arguments in _instructions(dockerfile):
+        if instruction == "LABEL":
+            for token in shlex.split(arguments):
+                key, _, value = token.partition("=")
+                labels[key] = value
+        elif instruction == "USER":
+            user = arguments.split(":")[0]
+    problems = []
+    for key, value in sorted(labels.items()):
+        if key.endswith(".flags") or key == headjack.UNPRIVILEGED_LABEL:
+            try:
+                headjack.check_flags(value)
+            except headjack.ContractError as exc:
+                problems.append(f"label {key}: {exc}")
+    if headjack.INIT_LABEL in labels:
+        if not any(headjack.flags_label(r) in labels for r in ("docker", "podman")):
+            problems.append(f"{headjack.INIT_LABEL} is set but neither {headjack.flags_label('docker')} "
+                            f"nor {headjack.flags_label('podman')} is: Headjack would start the init with no flags")
+        if user not in ("root", "0"):
+            problems.append(f"{headjack.INIT_LABEL} is set but the image ends as USER {user or '(unset)'}: "
+                            "Headjack starts PID 1 as the image's USER and an init needs root")
+    return problems
+
+
 def lint(
     settings: Settings, rendered: dict[str, RenderedVariant], variant_files: list[Path], cli: click.Group,
 ) -> list[Finding]:
@@ -37,6 +82,10 @@ def lint(
     hadolint = _venv_tool("hadolint")
     tools.require(hadolint, "install the test extras (`make setup`)")
     config = settings.project_dir / ".hadolint.yaml"
+    for name, result in rendered.items():
+        broken = contract_problems(result.dockerfile)
+        if broken:
+            findings.append(Finding("headjack contract", f"rendered {name}/Dockerfile", "\n".join(broken)))
     with tempfile.TemporaryDirectory() as tmp:
         for name, result in rendered.items():
             dockerfile = result.write(Path(tmp) / name)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder import build as build_mod
-from builder import extra_ca, lock, oci, publish, records, rootfs, sbom, sign, smoke, state, tools
+from builder import extra_ca, headjack, lock, oci, publish, records, rootfs, sbom, sign, smoke, state, tools
 from builder.config import Settings
 from builder.errors import FactoryError
 from builder.loading import load_model
@@ -146,9 +146,9 @@ def image_targets(reference: str, variant: str | None, platforms: list[str]) -> 
     targets = []
     for platform in wanted:
         single = f"{repo}@{available[platform]}"
-        name = variant or smoke.ImageFacts.of(single, platform).labels.get("io.headjack.variant")
+        name = variant or smoke.ImageFacts.of(single, platform).labels.get(headjack.VARIANT_LABEL)
         if not name:
-            raise FactoryError(f"image {reference} has no io.headjack.variant label: name it with --variant")
+            raise FactoryError(f"image {reference} has no {headjack.VARIANT_LABEL} label: name it with --variant")
         targets.append(smoke.Target(variant=name, platform=platform, reference=single))
     return targets
 

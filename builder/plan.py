@@ -14,11 +14,12 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from builder import headjack
 from builder.config import Settings, arch_of
 from builder.render import RenderedVariant
 from builder.variants import ROOT, Variant, VariantSet
 
-IDENTITY_LABEL = "io.headjack.build-identity"
+IDENTITY_LABEL = headjack.IDENTITY_LABEL
 IDENTITY_SCHEME = "1"
 
 

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from builder.errors import FactoryError
 
@@ -128,6 +128,10 @@ class ImageResult(Record):
     checks: list[CheckOutcome]
     error: str | None = None
     """Set when the image could not be started or checked at all."""
+    started_as: list[str] = Field(default_factory=list)
+    """The `docker run` arguments Headjack's rules gave (container name and workspace aside)."""
+    deviation: str | None = None
+    """What this host forced to differ from Headjack's start (a refused --privileged), if anything."""
     logs: str | None = None
     """Container logs, kept when something failed."""
 

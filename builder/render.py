@@ -17,6 +17,7 @@ from typing import Any
 
 import jinja2
 
+from builder import headjack
 from builder.config import Settings
 from builder.errors import FactoryError
 from builder.variants import ROOT, Runtime, Variant
@@ -79,24 +80,15 @@ def environment(search_path: tuple[Path, ...]) -> jinja2.Environment:
 
 
 def runtime_labels(runtime: Runtime) -> dict[str, str]:
-    """How the image must be run, in labels Headjack (and our smoke tests) read."""
+    """Headjack's contract (io.headjack.init and its flags labels), plus our own stand-in
+    for --privileged under our own prefix."""
     labels: dict[str, str] = {}
     if runtime.init:
-        labels["io.headjack.init"] = shlex.join(runtime.init)  # read back with shlex.split
-        labels["io.headjack.init.user"] = "root"
-    if runtime.privileged:
-        labels["io.headjack.run.privileged"] = "true"
-    joined = {
-        "cap-add": runtime.capabilities, "security-opt": runtime.security_opt,
-        "tmpfs": runtime.tmpfs, "volumes": runtime.volumes,
-    }
-    for key, values in joined.items():
-        if values:
-            labels[f"io.headjack.run.{key}"] = ",".join(values)
-    if runtime.cgroupns:
-        labels["io.headjack.run.cgroupns"] = runtime.cgroupns
-    if runtime.stop_signal:
-        labels["io.headjack.run.stop-signal"] = runtime.stop_signal
+        labels[headjack.INIT_LABEL] = " ".join(runtime.init)  # Headjack splits it on white space
+    for name, flags in runtime.flags.items():
+        labels[headjack.flags_label(name)] = flags
+    if runtime.unprivileged_flags:
+        labels[headjack.UNPRIVILEGED_LABEL] = runtime.unprivileged_flags
     return labels
 
 
@@ -112,8 +104,7 @@ def image_labels(variant: Variant, settings: Settings) -> dict[str, str]:
         "org.opencontainers.image.created": "${BUILD_CREATED}",
         "org.opencontainers.image.base.name": "${BASE_IMAGE}",
         "org.opencontainers.image.base.digest": "${BASE_DIGEST}",
-        "io.headjack.variant": variant.name,
-        "io.headjack.user": variant.file.user,
+        headjack.VARIANT_LABEL: variant.name,
         **runtime_labels(variant.runtime),
         **cfg.labels,
     }
@@ -134,6 +125,8 @@ def _context(variant: Variant, settings: Settings) -> dict[str, Any]:
         "env": dict(variant.file.env),
         # what this variant declares itself; a child inherits STOPSIGNAL and CMD from its parent image
         "runtime": variant.file.runtime,
+        # Headjack starts PID 1 as the image's USER: an image with an init ends as root
+        "pid1_user": "0" if variant.runtime.init else None,
         "labels": image_labels(variant, settings),
         "ca_in_image": settings.config.ca_in_image,
         "helpers": HELPERS if variant.parent == ROOT else (),

@@ -18,7 +18,7 @@ from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
-from builder import sign, tools
+from builder import headjack, sign, tools
 from builder.variants import Variant
 
 # Prints dpkg's status database, then every global npm package.json, separated.
@@ -52,7 +52,7 @@ def parse_dpkg_status(text: str) -> list[tuple[str, str, str]]:
 def read_contents(reference: str, platform: str) -> Contents:
     result = tools.run(
         ["docker", "run", "--rm", "--platform", platform, "--user", "0", "--entrypoint", "sh",
-         "--label", "io.headjack.sbom=1", reference, "-c", _READ_SCRIPT],
+         "--label", f"{headjack.SBOM_RUN_LABEL}=1", reference, "-c", _READ_SCRIPT],
         timeout=600,
     )
     dpkg, _, npm_part = result.stdout.partition("@@npm@@")

@@ -1,10 +1,11 @@
 """Smoke-test images the way Headjack runs them, with testcontainers.
 
-Each image (one platform, by digest) is started detached with a host folder at
-/workspace: plain images with `sleep infinity`, init images with their init as
-PID 1 and the run profile their labels declare. Then every check the variant
-and its ancestors declare runs by `exec` as the image's user, each under a
-timeout. Containers carry a run label and are always removed.
+Each image (one platform, by digest) is started the way Headjack starts it
+(`builder.headjack.plan_run`: PID 1 from io.headjack.init, else `sleep infinity`;
+the flags of io.headjack.docker.flags; no --user) with a host folder at
+/workspace. Then every check the variant and its ancestors declare runs by a
+plain `exec` (no -u, as Headjack's agents do), each under a timeout. Containers
+carry a run label and are always removed.
 """
 
 from __future__ import annotations
@@ -22,12 +23,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from builder import tools
+from builder import headjack, tools
 from builder.errors import FactoryError
 from builder.records import CheckOutcome, ImageResult, TestResults
 from builder.variants import Variant, VariantSet, language_checks
@@ -36,7 +37,7 @@ from builder.variants import Variant, VariantSet, language_checks
 # hosts); every container here carries RUN_LABEL and is removed by this module.
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
-RUN_LABEL = "io.headjack.smoke-run"
+RUN_LABEL = headjack.SMOKE_RUN_LABEL
 OMITTED_TOOLS_FILE = "/usr/local/share/headjack/omitted-tools"
 TIMEOUT_EXIT_CODES = (124, 137)
 
@@ -77,48 +78,33 @@ class ImageFacts:
         )
 
 
-def _split(value: str | None) -> list[str]:
-    return [v for v in (value or "").split(",") if v]
-
-
-@dataclass(frozen=True)
-class RunProfile:
-    """How to start the image, from its io.headjack.* labels."""
-
-    command: list[str]
-    user: str | None
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def has_init(self) -> bool:
-        return self.command != ["sleep", "infinity"]
-
-
-def run_profile(labels: dict[str, str], host_allows_privileged: Callable[[], bool]) -> RunProfile:
-    """Privileged where the image asks for it and the host allows it (asked only then);
-    otherwise the minimal capability set from the labels (documented fallback)."""
-    init = labels.get("io.headjack.init")
-    if not init:
-        return RunProfile(["sleep", "infinity"], None)
-    kwargs: dict[str, Any] = {"tmpfs": {p: "" for p in _split(labels.get("io.headjack.run.tmpfs"))}}
-    binds: dict[str, dict[str, str]] = {}
-    anonymous: list[str] = []
-    for spec in _split(labels.get("io.headjack.run.volumes")):
-        parts = spec.split(":")
-        if len(parts) >= 2:
-            binds[parts[0]] = {"bind": parts[1], "mode": parts[2] if len(parts) > 2 else "rw"}
+def container_kwargs(run: headjack.HeadjackRun) -> dict[str, Any]:
+    """Headjack's flags as docker-py arguments for testcontainers: the same container the
+    `docker run` flags would make. A flag with no translation is refused, never dropped."""
+    kwargs: dict[str, Any] = {"binds": {}, "tmpfs": {}, "anonymous_volumes": []}
+    for key, value in run.flags.items():
+        values = value if isinstance(value, list) else [value]
+        if key == "privileged" and isinstance(value, bool):
+            kwargs["privileged"] = value
+        elif key == "cgroupns" and isinstance(value, str):
+            kwargs["cgroupns"] = value
+        elif key in ("cap-add", "security-opt"):
+            kwargs[key.replace("-", "_")] = [str(v) for v in values]
+        elif key == "tmpfs":
+            for spec in values:
+                path, _, options = str(spec).partition(":")
+                kwargs["tmpfs"][path] = options
+        elif key in ("volume", "v"):
+            for spec in values:
+                parts = str(spec).split(":")
+                if len(parts) >= 2:
+                    kwargs["binds"][parts[0]] = {"bind": parts[1], "mode": parts[2] if len(parts) > 2 else "rw"}
+                else:
+                    kwargs["anonymous_volumes"].append(parts[0])
         else:
-            anonymous.append(spec)
-    if labels.get("io.headjack.run.cgroupns"):
-        kwargs["cgroupns"] = labels["io.headjack.run.cgroupns"]
-    if labels.get("io.headjack.run.privileged") == "true" and host_allows_privileged():
-        kwargs["privileged"] = True
-    else:
-        kwargs["cap_add"] = _split(labels.get("io.headjack.run.cap-add"))
-        kwargs["security_opt"] = _split(labels.get("io.headjack.run.security-opt"))
-    kwargs["binds"] = binds
-    kwargs["anonymous_volumes"] = anonymous
-    return RunProfile(shlex.split(init), labels.get("io.headjack.init.user", "root"), kwargs)
+            raise FactoryError(f"the smoke stage can't apply the flag --{key} from the image's "
+                               f"{headjack.flags_label(run.runtime)} label")
+    return kwargs
 
 
 _privileged_probe: dict[str, bool] = {}
@@ -134,6 +120,16 @@ def privileged_allowed(reference: str) -> bool:
         )
         _privileged_probe["result"] = probe.returncode == 0
     return _privileged_probe["result"]
+
+
+def headjack_run(labels: dict[str, str], reference: str) -> headjack.HeadjackRun:
+    """Headjack's start for this image on this host; the --privileged probe runs only when asked for."""
+    wants_privileged = headjack.parse_flags(labels.get(headjack.flags_label("docker"), "")).get("privileged") is True
+    refused = wants_privileged and not privileged_allowed(reference)
+    try:
+        return headjack.plan_run(labels, "docker", privileged_refused=refused)
+    except headjack.ContractError as exc:
+        raise FactoryError(f"image {reference}: {exc}") from None
 
 
 class Omitted(Exception):
@@ -170,7 +166,10 @@ class Session:
         return self.facts.user or "root"
 
     def exec(self, argv: list[str], *, user: str | None = None, timeout: int = 120) -> tuple[int, str]:
-        """Run ARGV by plain exec (no shell, no login) in /workspace; timed out -> exit 124."""
+        """Run ARGV by plain exec (no shell, no login) in /workspace; timed out -> exit 124.
+
+        Like Headjack, no user is passed unless a check names one: the command runs as
+        the image's USER."""
         from testcontainers.core.container import ExecConfig
 
         guarded = ["timeout", "--kill-after=5", str(timeout), *argv]
@@ -179,7 +178,7 @@ class Session:
         def call() -> None:
             try:
                 box["result"] = self.container.exec(
-                    ExecConfig(command=guarded, user=user or self.user, workdir="/workspace")
+                    ExecConfig(command=guarded, user=user or "", workdir=headjack.WORKSPACE)
                 )
             except Exception as exc:  # the daemon's own errors, reported as the check's output
                 box["error"] = exc
@@ -327,9 +326,9 @@ def runtime_checks(variant: Variant, session: Session, checks_dir: Path) -> list
     return results
 
 
-def _wait_ready(container: Any, profile: RunProfile, timeout: int) -> None:
+def _wait_ready(container: Any, run: headjack.HeadjackRun, timeout: int) -> None:
     """Wait until a readiness command succeeds; fail at once if the container exits."""
-    if profile.has_init:
+    if run.has_init:
         probe = ["bash", "-c", "case $(systemctl is-system-running) in running|degraded) exit 0;; esac; exit 1"]
     else:
         probe = ["true"]
@@ -350,7 +349,7 @@ def _wait_ready(container: Any, profile: RunProfile, timeout: int) -> None:
 
 @contextmanager
 def started(
-    target: Target, facts: ImageFacts, profile: RunProfile, run_id: str, ready_timeout: int,
+    target: Target, facts: ImageFacts, run: headjack.HeadjackRun, run_id: str, ready_timeout: int,
 ) -> Iterator[Session]:
     from docker.types import Mount
     from testcontainers.core.container import DockerContainer
@@ -359,20 +358,19 @@ def started(
     # Headjack mounts the user's project folder, owned by the user that the
     # image's uid maps to; make ours the same so ownership checks are real.
     os.chown(workspace, 1000, 1000)
-    kwargs = dict(profile.kwargs)
+    kwargs = container_kwargs(run)
     binds = kwargs.pop("binds", {})
     tmpfs = kwargs.pop("tmpfs", {})
     mounts = [Mount(target=p, source=None, type="volume") for p in kwargs.pop("anonymous_volumes", [])]
     container = DockerContainer(target.reference)
-    container.with_command(profile.command)
-    container.with_volume_mapping(str(workspace), "/workspace", "rw")
+    container.with_command(run.init)
+    container.with_volume_mapping(str(workspace), headjack.WORKSPACE, "rw")
     for host, spec in binds.items():
         container.with_volume_mapping(host, spec["bind"], spec["mode"])
     for path in tmpfs:
         container.with_tmpfs_mount(path)
     container.with_kwargs(
-        platform=target.platform, labels={RUN_LABEL: run_id}, user=profile.user or facts.user or None,
-        mounts=mounts, **kwargs,
+        platform=target.platform, labels={RUN_LABEL: run_id}, mounts=mounts, **kwargs,
     )
     try:
         try:
@@ -381,7 +379,7 @@ def started(
             raise StartError(f"{target.reference} ({target.platform}) could not start: {exc}", "") from None
         session = Session(container, facts, workspace, target)
         try:
-            _wait_ready(container, profile, ready_timeout)
+            _wait_ready(container, run, ready_timeout)
         except Exception as exc:
             raise StartError(f"{target.reference} ({target.platform}) did not become ready: {exc}",
                              session.logs()) from None
@@ -421,19 +419,21 @@ def check_image(variant: Variant, target: Target, run_id: str, checks_dir: Path)
     ready_timeout = 600 if slow else 180
     try:
         facts = ImageFacts.of(target.reference, target.platform)
-        profile = run_profile(facts.labels, lambda: privileged_allowed(target.reference))
-        with started(target, facts, profile, run_id, ready_timeout) as session:
+        run = headjack_run(facts.labels, target.reference)
+        started_as = run.run_argv("NAME", target.reference, "WORKTREE")
+        with started(target, facts, run, run_id, ready_timeout) as session:
             code, out = session.exec(["cat", OMITTED_TOOLS_FILE], user="root")
             omitted = set(out.split()) if code == 0 else set()
             checks = declared_checks(variant, session, omitted) + runtime_checks(variant, session, checks_dir)
-            if profile.has_init:
+            if run.has_init:
                 checks.append(stop_check(session, timeout=90))
             logs = session.logs() if any(c.status == "failed" for c in checks) else None
             return ImageResult(variant=variant.name, platform=target.platform, reference=target.reference,
-                               checks=checks, logs=logs)
+                               checks=checks, logs=logs, started_as=started_as, deviation=run.substituted or None)
     except StartError as exc:
         return ImageResult(variant=variant.name, platform=target.platform, reference=target.reference,
-                           checks=[], error=str(exc), logs=exc.logs)
+                           checks=[], error=str(exc), logs=exc.logs, started_as=started_as,
+                           deviation=run.substituted or None)
     except FactoryError as exc:
         return ImageResult(variant=variant.name, platform=target.platform, reference=target.reference,
                            checks=[], error=str(exc))
@@ -474,6 +474,9 @@ def junit_xml(results: TestResults) -> str:
         suite = ET.SubElement(suites, "testsuite", name=f"{image.variant} {image.platform}",
                               tests=str(len(image.checks) + (1 if image.error else 0)), failures=str(failed),
                               skipped=str(sum(c.status == "omitted" for c in image.checks)))
+        if image.deviation:
+            props = ET.SubElement(suite, "properties")
+            ET.SubElement(props, "property", name="headjack-deviation", value=image.deviation)
         if image.error:
             case = ET.SubElement(suite, "testcase", classname=image.variant, name="start")
             ET.SubElement(case, "failure", message=image.error[:500]).text = image.logs or image.error

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from builder import headjack
 from builder.config import Platform
 from builder.errors import FactoryError
 from builder.loading import load_model
@@ -85,20 +86,46 @@ class Tool(Strict):
 
 
 class Runtime(Strict):
-    """How the image must be run (written into labels Headjack reads)."""
+    """How Headjack must start the image: written into the labels Headjack reads."""
 
     init: list[str] = Field(default_factory=list)
-    """Command to run as PID 1 (e.g. [/sbin/init]); empty: the caller's command."""
+    """PID 1 (e.g. [/lib/systemd/systemd]); empty: Headjack's default, `sleep infinity`.
+    Headjack splits the label on white space, so no argument may hold a space."""
     stop_signal: str | None = None
-    privileged: bool = False
-    """Whether the image wants --privileged where the host allows it."""
-    capabilities: list[str] = Field(default_factory=list)
-    """Minimal capability set: the fallback where --privileged is refused."""
-    security_opt: list[str] = Field(default_factory=list)
-    cgroupns: Literal["host", "private"] | None = None
-    tmpfs: list[str] = Field(default_factory=list)
-    volumes: list[str] = Field(default_factory=list)
-    """Bind mounts (host:container[:mode]) or anonymous volumes (container path)."""
+    flags: dict[Literal["docker", "podman", "apple"], str] = Field(default_factory=dict)
+    """Headjack's flags label per runtime: space-separated key=value pairs."""
+    unprivileged_flags: str | None = None
+    """docker: what stands in for privileged=true on hosts that refuse --privileged
+    (our own label; Headjack itself never reads it)."""
+
+    @field_validator("init")
+    @classmethod
+    def _splittable(cls, value: list[str]) -> list[str]:
+        for arg in value:
+            if not arg or any(ch.isspace() for ch in arg):
+                raise ValueError(f"init argument {arg!r} holds white space: Headjack splits the label on it")
+        return value
+
+    @field_validator("flags")
+    @classmethod
+    def _pairs(cls, value: dict[str, str]) -> dict[str, str]:
+        for runtime, text in value.items():
+            try:
+                headjack.check_flags(text)
+            except headjack.ContractError as exc:
+                raise ValueError(f"{runtime}: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _contract(self) -> Runtime:
+        if self.init and not ({"docker", "podman"} & set(self.flags)):
+            raise ValueError("an image with an init needs flags for docker or podman "
+                             "(Headjack would start it with none and it would die)")
+        if self.unprivileged_flags is not None:
+            headjack.check_flags(self.unprivileged_flags)
+            if headjack.parse_flags(self.flags.get("docker", "")).get("privileged") is not True:
+                raise ValueError("unprivileged_flags stand in for privileged=true, which flags.docker doesn't ask for")
+        return self
 
 
 class CommandCheck(Strict):

@@ -24,7 +24,7 @@ from builder.state import STATE_ENV, state_dir
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 RUN_ID = uuid.uuid4().hex[:12]
-TEST_LABEL = "io.headjack.test-run"
+TEST_LABEL = "io.headjack.images.test-run"
 
 os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 

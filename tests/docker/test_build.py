@@ -50,7 +50,7 @@ def test_children_build_from_their_parents_digest(fixture_build: FixtureBuild) -
 def test_arm64_images_say_aarch64(fixture_build: FixtureBuild) -> None:
     build = next(b for b in fixture_build.record.builds_of("leaf") if b.platform == "linux/arm64")
     arch = subprocess.run(
-        ["docker", "run", "--rm", "--label", "io.headjack.test-run=arch", "--platform", "linux/arm64",
+        ["docker", "run", "--rm", "--label", "io.headjack.images.test-run=arch", "--platform", "linux/arm64",
          f"{fixture_build.record.repository}@{build.digest}", "uname", "-m"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()

@@ -38,7 +38,7 @@ def test_root_index_holds_both_platforms_and_runs_arm64(
     assert set(info.platforms) == {"linux/amd64", "linux/arm64"}
     assert root_in_registry.endswith(info.digest)
     arch = subprocess.run(
-        ["docker", "run", "--rm", "--label", "io.headjack.test-run=root", "--platform", "linux/arm64",
+        ["docker", "run", "--rm", "--label", "io.headjack.images.test-run=root", "--platform", "linux/arm64",
          root_in_registry, "uname", "-m"],
         capture_output=True, text=True, check=True,
     ).stdout.strip()

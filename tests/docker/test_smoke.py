@@ -39,7 +39,7 @@ def test_fixture_images_pass_on_both_platforms(fixture_build: FixtureBuild, tmp_
     assert all(c.status == "passed" for c in leaf.checks)
     suites = ET.parse(tmp_path / "junit.xml").getroot().findall("testsuite")
     assert len(suites) == 4 and all(s.get("failures") == "0" for s in suites)
-    assert containers_labelled(f"io.headjack.smoke-run={results.run_id}") == []
+    assert containers_labelled(f"io.headjack.images.smoke-run={results.run_id}") == []
 
 
 def test_a_broken_claude_fails_with_the_check_named(fixture_build: FixtureBuild, tmp_path: Path) -> None:
@@ -50,7 +50,7 @@ def test_a_broken_claude_fails_with_the_check_named(fixture_build: FixtureBuild,
     (image,) = results.images
     failed = [c.name for c in image.checks if c.status == "failed"]
     assert failed == ["claude answers --version"]
-    assert containers_labelled(f"io.headjack.smoke-run={results.run_id}") == []
+    assert containers_labelled(f"io.headjack.images.smoke-run={results.run_id}") == []
 
 
 def test_a_missing_image_gets_a_clear_error(fixture_build: FixtureBuild) -> None:
@@ -77,6 +77,10 @@ def test_an_image_that_crashes_at_start_fails_with_its_logs(fixture_build: Fixtu
     proc, results = run_test(fixture_build, tmp_path, "--variant", "crashing", "--platform", "linux/amd64")
     assert proc.returncode == 1
     (image,) = results.images
-    assert image.error and "exited (code 9) before it was ready" in image.error
-    assert image.logs and "crashing on purpose" in image.logs
-    assert "crashing on purpose" in proc.stderr
+    assert image.error and "exited (code 2) before it was ready" in image.error
+    assert image.logs and "crashing-on-purpose" in image.logs
+    assert "crashing-on-purpose" in proc.stderr
+    # started by Headjack's rules: the init from io.headjack.init, the flags of its docker label
+    assert image.started_as == ["run", "--detach", "--name", "NAME", "--tmpfs=/run", "-v", "WORKTREE:/workspace",
+                                image.reference, "/bin/ls", "/crashing-on-purpose"]
+    assert image.deviation is None

@@ -34,7 +34,7 @@ def test_project_variants_resolve_in_dependency_order() -> None:
     names = [t.name for t in dind.tools]
     assert names[:3] == ["git", "git-lfs", "ripgrep"] and names[-1] == "docker-compose"
     check_names = [c.name for c in dind.commands]
-    assert "runs as developer" in check_names and "systemd is PID 1" in check_names
+    assert "developer is uid and gid 1000" in check_names and "systemd is PID 1" in check_names
     assert dind.metadata.stop_signal == "SIGRTMIN+3" and dind.metadata.workdir == "/workspace"
 
 
@@ -68,6 +68,15 @@ def test_every_tool_states_an_exact_version_and_source() -> None:
             minimal("a", extra="checks:\n  commands:\n    - {name: x, run: true, expect: '('}\n"),
             r"expect: .*regular expression",
         ),
+        (minimal("a", extra="runtime:\n  init: [/sbin/init]\n"),
+         r"a\.yaml: runtime: .*init needs flags for docker or podman"),
+        (minimal("a", extra="runtime:\n  init: [/sbin/init]\n  flags: {docker: privileged}\n"),
+         r"a\.yaml: runtime\.flags: .*docker: 'privileged' is not a key=value pair"),
+        (minimal("a", extra="runtime:\n  init: [/bin/sh, -c, echo hi]\n  flags: {podman: systemd=always}\n"),
+         r"runtime\.init: .*holds white space"),
+        (minimal("a", extra="runtime:\n  flags: {docker: cgroupns=host}\n  unprivileged_flags: cap-add=X\n"),
+         r"runtime: .*stand in for privileged=true"),
+        (minimal("a", extra="runtime:\n  flags: {dockr: cgroupns=host}\n"), r"runtime\.flags\.dockr"),
     ],
 )
 def test_bad_variant_files_name_file_and_key(tmp_path: Path, body: str, expected: str) -> None:

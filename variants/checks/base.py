@@ -8,20 +8,34 @@ from __future__ import annotations
 
 import os
 
+from builder import tools
 from builder.smoke import Session
 
 GIT = "git -c user.name=Smoke -c user.email=smoke@headjack.invalid"
 
 
-def check_git_commits_in_the_mounted_workspace(session: Session) -> str:
+def check_plain_exec_runs_as_the_image_user(session: Session) -> str:
+    """Headjack passes no -u: agents run as whatever USER the image ends with."""
+    code, out = session.exec(["id", "-un"])
+    assert code == 0, f"id failed: {out}"
+    code, expected = session.exec(["getent", "passwd", session.user])
+    name = expected.split(":", 1)[0] if code == 0 else session.user
+    assert out.strip() == name, f"a plain exec runs as {out.strip()}, the image's USER is {session.user}"
+    return f"agents run as {out.strip()}"
+
+
+def check_git_commits_in_the_mounted_worktree(session: Session) -> str:
+    """Headjack mounts the user's worktree, owned by the host user, at /workspace."""
+    tools.run(["git", "init", "-q", str(session.workspace)])
+    tools.run(["chown", "-R", "1000:1000", str(session.workspace)])
     code, out = session.shell(
-        f"set -e; git init -q demo; cd demo; echo hello > note.txt; git add note.txt; {GIT} commit -qm first; "
-        "git log --oneline | wc -l"
+        f"set -e; echo hello > note.txt; git add note.txt; {GIT} commit -qm first; git log --oneline | wc -l"
     )
-    assert code == 0, f"git commit failed as {session.user}: {out}"
-    owner = os.stat(session.workspace / "demo" / "note.txt").st_uid
-    assert owner == 1000, f"note.txt is owned by uid {owner} on the host, expected 1000"
-    return "committed; files owned by uid 1000 on the host"
+    assert code == 0, f"git commit in /workspace failed as the image's user: {out}"
+    _, uid = session.exec(["id", "-u"])
+    owner = os.stat(session.workspace / "note.txt").st_uid
+    assert str(owner) == uid.strip(), f"note.txt is owned by uid {owner} on the host, expected {uid.strip()}"
+    return f"committed; files owned by uid {owner} on the host"
 
 
 def check_version_managers_answer(session: Session) -> str:

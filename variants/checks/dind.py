@@ -17,7 +17,7 @@ def _wait_for_engine(session: Session) -> None:
         "systemctl status docker --no-pager; exit 1",
         timeout=150,
     )
-    assert code == 0, f"the inner engine did not answer `docker info` as developer: {out[-800:]}"
+    assert code == 0, f"the inner engine did not answer `docker info` on a plain exec: {out[-800:]}"
 
 
 def _load_parent_image(session: Session) -> None:
