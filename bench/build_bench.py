@@ -30,11 +30,11 @@ HJK = str(Path(sys.executable).parent / "hjk-images")
 
 sys.path.insert(0, str(PROJECT))
 from builder import registry as registry_mod  # noqa: E402
-from builder.config import arch_of, load_settings  # noqa: E402
-from builder.plan import repository  # noqa: E402
-from builder.records import BuildRecord, load  # noqa: E402
-from builder.render import render_all  # noqa: E402
-from builder.variants import load_variants  # noqa: E402
+from builder.model.config import arch_of, load_settings  # noqa: E402
+from builder.model.records import BuildRecord, load  # noqa: E402
+from builder.model.variants import load_variants  # noqa: E402
+from builder.stages.plan import repository  # noqa: E402
+from builder.stages.render import render_all  # noqa: E402
 
 
 def free_port() -> int:

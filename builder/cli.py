@@ -15,17 +15,23 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from builder import auth, oci, pipeline, records, report, rootfs, scaffold, smoke, tools
-from builder import build as build_mod
-from builder import lint as lint_mod
-from builder import lock as lock_mod
-from builder import publish as publish_mod
-from builder import registry as registry_mod
-from builder import render as render_mod
-from builder import sign as sign_mod
-from builder.config import CONFIG_ENV, Settings, load_settings
-from builder.errors import FactoryError
-from builder.variants import VariantSet, load_variants
+from builder import runner as pipeline
+from builder.engine import auth, oci
+from builder.engine import commands as tools
+from builder.engine import cosign as sign_mod
+from builder.engine import registry as registry_mod
+from builder.model import records
+from builder.model.config import CONFIG_ENV, Settings, load_settings
+from builder.model.errors import FactoryError
+from builder.model.variants import VariantSet, load_variants
+from builder.present import report
+from builder.stages import build as build_mod
+from builder.stages import lint as lint_mod
+from builder.stages import lock as lock_mod
+from builder.stages import publish as publish_mod
+from builder.stages import render as render_mod
+from builder.stages import root as rootfs
+from builder.stages import scaffold, smoke
 
 F = TypeVar("F", bound=Callable[..., Any])
 

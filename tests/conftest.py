@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from builder import tools
-from builder.registry import EmbeddedRegistry
-from builder.state import STATE_ENV, state_dir
+from builder.engine import commands as tools
+from builder.engine.registry import EmbeddedRegistry
+from builder.engine.state import STATE_ENV, state_dir
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 RUN_ID = uuid.uuid4().hex[:12]

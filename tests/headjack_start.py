@@ -19,7 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import headjack, smoke
+from builder.model import headjack
+from builder.stages import smoke
 from tests.conftest import RUN_ID, TEST_LABEL
 
 

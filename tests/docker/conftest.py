@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.records import BuildRecord, load
-from builder.registry import EmbeddedRegistry
+from builder.engine.registry import EmbeddedRegistry
+from builder.model.records import BuildRecord, load
 from tests.conftest import FIXTURE_CONFIG, hjk
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.records import BuildRecord, load
-from builder.registry import EmbeddedRegistry
+from builder.engine.registry import EmbeddedRegistry
+from builder.model.records import BuildRecord, load
 from tests.conftest import FIXTURE_CONFIG, RUN_ID, TEST_LABEL, free_port
 from tests.docker.conftest import fixture_cli
 from tests.fake_upstream import serve_folder, tar_gz

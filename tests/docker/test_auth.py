@@ -10,7 +10,7 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from builder.registry import EmbeddedRegistry
+from builder.engine.registry import EmbeddedRegistry
 from tests.conftest import FIXTURE_CONFIG, PROJECT_DIR, forget_local_images, free_port
 
 USER, PASSWORD = "ci-bot", "s3cret-token-value"

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from builder import oci
-from builder.records import BuildRecord, load
-from builder.registry import EmbeddedRegistry, catalog
-from builder.state import STATE_ENV
+from builder.engine import oci
+from builder.engine.registry import EmbeddedRegistry, catalog
+from builder.engine.state import STATE_ENV
+from builder.model.records import BuildRecord, load
 from tests.conftest import FIXTURE_CONFIG, fork_variants, hjk
 from tests.docker.conftest import FixtureBuild, fixture_cli
 
@@ -154,7 +154,7 @@ def test_merge_joins_per_platform_records_and_refuses_a_missing_platform(
 
 
 def test_a_second_build_on_the_same_state_folder_is_refused(fixture_build: FixtureBuild) -> None:
-    from builder import state
+    from builder.engine import state
 
     with state.exclusive("build"):
         proc = fixture_cli(fixture_build.registry, "build", "--variant", "tiny", check=False)

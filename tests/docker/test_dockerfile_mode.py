@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from builder import oci
-from builder.records import BuildRecord, TestResults, load
+from builder.engine import oci
+from builder.model.records import BuildRecord, TestResults, load
 from tests.conftest import FIXTURE_CONFIG, hjk
 from tests.docker.conftest import FixtureBuild
 

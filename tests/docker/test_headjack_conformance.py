@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from builder.records import BuildRecord, load
+from builder.model.records import BuildRecord, load
 from tests.conftest import PROJECT_DIR
 from tests.docker.conftest import FixtureBuild, fixture_cli
 from tests.docker.test_build import fork_of_fixtures
@@ -79,7 +79,7 @@ def test_headjack_starts_the_init_variant(init_images: InitImages, variant: str)
 
 def test_removing_the_docker_flags_leaves_headjack_a_dying_container(init_images: InitImages) -> None:
     """The same systemd image without its docker flags label: what Headjack did before."""
-    from builder import headjack
+    from builder.model import headjack
 
     image = init_images.references["systemd"]
     run = headjack.plan_run({"io.headjack.init": "/lib/systemd/systemd"})

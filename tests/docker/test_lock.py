@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from builder import oci
+from builder.engine import oci
 from tests.conftest import FIXTURE_CONFIG, fork_variants, hjk
 from tests.docker.conftest import FixtureBuild
 

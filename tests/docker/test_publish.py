@@ -7,8 +7,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from builder import oci
-from builder.registry import catalog
+from builder.engine import oci
+from builder.engine.registry import catalog
 from tests.conftest import FIXTURE_CONFIG, hjk
 from tests.docker.conftest import FixtureBuild
 

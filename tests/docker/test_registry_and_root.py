@@ -6,8 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from builder import oci
-from builder.registry import EmbeddedRegistry, answers_v2
+from builder.engine import oci
+from builder.engine.registry import EmbeddedRegistry, answers_v2
 from tests.conftest import FIXTURE_CONFIG, free_port, hjk
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from builder import oci
-from builder.registry import catalog
+from builder.engine import oci
+from builder.engine.registry import catalog
 from tests.conftest import FIXTURE_CONFIG, hjk
 from tests.docker.conftest import FixtureBuild
 

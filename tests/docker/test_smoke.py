@@ -6,7 +6,7 @@ import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from builder.records import TestResults, load
+from builder.model.records import TestResults, load
 from tests.conftest import FIXTURE_CONFIG, hjk
 from tests.docker.conftest import FixtureBuild
 

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from builder.records import BuildRecord, TestResults, load
-from builder.registry import EmbeddedRegistry
-from builder.state import STATE_ENV
+from builder.engine.registry import EmbeddedRegistry
+from builder.engine.state import STATE_ENV
+from builder.model.records import BuildRecord, TestResults, load
 from tests.conftest import forget_local_images, free_port, hjk
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from builder.config import load_settings
-from builder.variants import load_variants
+from builder.model.config import load_settings
+from builder.model.variants import load_variants
 from tests.e2e.conftest import Release
 from tests.headjack_start import commit_in_workspace, started_like_headjack, wait_for
 

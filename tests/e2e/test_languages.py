@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from builder import oci
-from builder.records import BuildRecord, TestResults, load
-from builder.state import STATE_ENV
+from builder.engine import oci
+from builder.engine.state import STATE_ENV
+from builder.model.records import BuildRecord, TestResults, load
 from tests.conftest import PROJECT_DIR, fork_variants, free_port, hjk
 from tests.e2e.conftest import Release
 from tests.fake_upstream import REAL_PYTHON, REAL_PYTHON_INSTALL, Upstream, serve_upstream

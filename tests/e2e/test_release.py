@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from builder import oci
-from builder.extra_ca import SYSTEM_EXTRA_DIR
+from builder.engine import oci
+from builder.engine.extra_ca import SYSTEM_EXTRA_DIR
 from tests.conftest import RUN_ID, TEST_LABEL
 from tests.e2e.conftest import Release
 

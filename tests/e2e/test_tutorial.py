@@ -8,8 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from builder import oci
-from builder.registry import EmbeddedRegistry
+from builder.engine import oci
+from builder.engine.registry import EmbeddedRegistry
 from tests.conftest import PROJECT_DIR
 
 TUTORIAL = PROJECT_DIR / "docs" / "team-variants.md"

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.config import load_settings
-from builder.errors import FactoryError
+from builder.model.config import load_settings
+from builder.model.errors import FactoryError
 from tests.conftest import PROJECT_DIR
 
 

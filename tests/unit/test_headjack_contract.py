@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from builder import headjack
-from builder.lint import contract_problems
+from builder.model import headjack
+from builder.stages.lint import contract_problems
 
 SYSTEMD_FLAGS = "privileged=true cgroupns=host volume=/sys/fs/cgroup:/sys/fs/cgroup:rw"
 
@@ -119,8 +119,8 @@ def test_lint_names_a_broken_contract(labels: str, user: str, problem: str) -> N
 
 
 def test_the_smoke_stage_applies_every_flag_to_its_container() -> None:
-    from builder.errors import FactoryError
-    from builder.smoke import container_kwargs
+    from builder.model.errors import FactoryError
+    from builder.stages.smoke import container_kwargs
 
     run = headjack.plan_run({
         "io.headjack.docker.flags": SYSTEMD_FLAGS + " volume=/var/lib/docker tmpfs=/run cap-add=NET_ADMIN"

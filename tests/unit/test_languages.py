@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from builder.config import load_settings
-from builder.errors import FactoryError
-from builder.render import LANGUAGE_FILES, locate_failure, render_variant
-from builder.variants import language_checks, load_variants
+from builder.model.config import load_settings
+from builder.model.errors import FactoryError
+from builder.model.variants import language_checks, load_variants
+from builder.stages.render import LANGUAGE_FILES, locate_failure, render_variant
 from tests.conftest import PROJECT_DIR, fork_variants
 
 PLATFORMS = ["linux/amd64", "linux/arm64"]

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import FactoryError
-from builder.registry import EmbeddedRegistry
+from builder.engine.registry import EmbeddedRegistry
+from builder.model.errors import FactoryError
 
 
 def test_port_taken_by_another_program_is_named(tmp_path: Path) -> None:

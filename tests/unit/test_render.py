@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from builder.config import load_settings
-from builder.errors import FactoryError
-from builder.render import render_all, render_variant
-from builder.variants import load_variants
+from builder.model.config import load_settings
+from builder.model.errors import FactoryError
+from builder.model.variants import load_variants
+from builder.stages.render import render_all, render_variant
 from tests.conftest import PROJECT_DIR, hjk
 
 
@@ -85,7 +85,7 @@ def test_fork_adds_a_variant_without_code_change(tmp_path: Path) -> None:
 
 
 def test_label_and_env_values_are_quoted_the_dockerfile_way() -> None:
-    from builder.render import double_quoted
+    from builder.stages.render import double_quoted
 
     value = "sh -c 'echo \"hi\"; exit 9' \\ done"
     assert double_quoted(value) == "\"sh -c 'echo \\\"hi\\\"; exit 9' \\\\ done\""

@@ -5,9 +5,10 @@ from typing import Any
 
 import pytest
 
-from builder import rootfs, tools
-from builder.config import RootBootstrap
-from builder.errors import FactoryError
+from builder.engine import commands as tools
+from builder.model.config import RootBootstrap
+from builder.model.errors import FactoryError
+from builder.stages import root as rootfs
 
 
 def test_cache_key_changes_with_every_input() -> None:

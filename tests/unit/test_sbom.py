@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 
-from builder.config import load_settings
-from builder.sbom import Contents, make_sbom, parse_dpkg_status
-from builder.variants import load_variants
+from builder.model.config import load_settings
+from builder.model.variants import load_variants
+from builder.stages.sbom import Contents, make_sbom, parse_dpkg_status
 from tests.conftest import PROJECT_DIR
 
 STATUS = """Package: git

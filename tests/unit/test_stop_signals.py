@@ -10,7 +10,7 @@ import pytest
 
 _CHILD = """
 import os, signal, subprocess, sys
-from builder import tools
+from builder.engine import commands as tools
 tools.handle_stop_signals()
 # a child of ours must get the default disposition back, not an inherited SIG_IGN
 grandchild = subprocess.run([sys.executable, "-c",
@@ -40,7 +40,7 @@ def test_stopping_builds_leaves_daemons_of_our_own_alone(tmp_path: object) -> No
     import os
     from pathlib import Path
 
-    from builder import tools
+    from builder.engine import commands as tools
 
     daemon = tools.spawn(["sleep", "300"], Path(str(tmp_path)) / "daemon.log")
     build = subprocess.Popen(["sleep", "300"])

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.errors import FactoryError
-from builder.variants import load_variants
+from builder.model.errors import FactoryError
+from builder.model.variants import load_variants
 from tests.conftest import PROJECT_DIR
 
 PLATFORMS = ["linux/amd64", "linux/arm64"]

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from builder.cli import main
-from builder.workflows import check_hjk, check_workflow, makefile_targets
+from builder.stages.lint.workflows import check_hjk, check_workflow, makefile_targets
 from tests.conftest import PROJECT_DIR
 
 WORKFLOWS = sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml"))

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import os
 
-from builder import tools
-from builder.smoke import Session
+from builder.engine import commands as tools
+from builder.stages.smoke import Session
 
 GIT = "git -c user.name=Smoke -c user.email=smoke@headjack.invalid"
 

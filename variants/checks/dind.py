@@ -5,8 +5,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from builder import tools
-from builder.smoke import Omitted, Session
+from builder.engine import commands as tools
+from builder.stages.smoke import Omitted, Session
 
 INNER_IMAGE = "headjack-smoke/inner:latest"
 

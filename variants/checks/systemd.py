@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from builder.smoke import Omitted, Session
+from builder.stages.smoke import Omitted, Session
 
 # Units that may fail in a container, each with the reason it is acceptable.
 JUSTIFIED_FAILURES: dict[str, str] = {}

@@ -17,9 +17,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import state, tools
-from builder.config import Settings
-from builder.errors import FactoryError
+from builder.engine import commands as tools
+from builder.engine import state
+from builder.model.config import Settings
+from builder.model.errors import FactoryError
 
 REGISTRY_BINARIES = ("docker-registry", "registry")
 

@@ -1,7 +1,7 @@
 """Smoke-test images the way Headjack runs them, with testcontainers.
 
 Each image (one platform, by digest) is started the way Headjack starts it
-(`builder.headjack.plan_run`: PID 1 from io.headjack.init, else `sleep infinity`;
+(`builder.model.headjack.plan_run`: PID 1 from io.headjack.init, else `sleep infinity`;
 the flags of io.headjack.docker.flags; no --user) with a host folder at
 /workspace. Then every check the variant and its ancestors declare runs by a
 plain `exec` (no -u, as Headjack's agents do), each under a timeout. Containers
@@ -28,10 +28,11 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from builder import headjack, tools
-from builder.errors import FactoryError
-from builder.records import CheckOutcome, ImageResult, TestResults
-from builder.variants import Variant, VariantSet, language_checks
+from builder.engine import commands as tools
+from builder.model import headjack
+from builder.model.errors import FactoryError
+from builder.model.records import CheckOutcome, ImageResult, TestResults
+from builder.model.variants import Variant, VariantSet, language_checks
 
 # Ryuk, testcontainers' reaper, is an image that may not be pullable (air-gapped
 # hosts); every container here carries RUN_LABEL and is removed by this module.

@@ -18,8 +18,10 @@ from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
-from builder import headjack, sign, tools
-from builder.variants import Variant
+from builder.engine import commands as tools
+from builder.engine import cosign as sign
+from builder.model import headjack
+from builder.model.variants import Variant
 
 # Prints dpkg's status database, then every global npm package.json, separated.
 _READ_SCRIPT = (

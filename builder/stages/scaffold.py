@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from builder.errors import FactoryError
-from builder.variants import NAME_PATTERN, VariantSet
+from builder.model.errors import FactoryError
+from builder.model.variants import NAME_PATTERN, VariantSet
 
 VARIANT_TEMPLATE = """\
 # {name}: what this image adds on top of {parent}. Every key is checked by
@@ -53,7 +53,7 @@ CHECKS_TEMPLATE = '''\
 
 from __future__ import annotations
 
-from builder.smoke import Session
+from builder.stages.smoke import Session
 
 
 def check_workspace_is_writable(session: Session) -> str:

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from builder.errors import FactoryError
-from builder.loading import describe_validation_error, read_yaml
+from builder.model.errors import FactoryError
+from builder.model.loading import describe_validation_error, read_yaml
 
 CONFIG_FILE = "factory.yaml"
 CONFIG_ENV = "HJK_CONFIG"

@@ -14,7 +14,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from builder.errors import FactoryError
+from builder.model.errors import FactoryError
 
 BuildStatus = Literal["built", "reused", "failed", "skipped"]
 

@@ -19,7 +19,7 @@ from typing import IO, TypeVar
 from python_on_whales import DockerClient
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from builder.errors import FactoryError
+from builder.model.errors import FactoryError
 
 # Values that must never be shown: registered by whoever reads a credential.
 _SECRETS: set[str] = set()

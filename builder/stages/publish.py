@@ -12,10 +12,11 @@ import functools
 import re
 from dataclasses import dataclass
 
-from builder import oci, tools
-from builder.config import TagScheme
-from builder.errors import FactoryError
-from builder.records import BuildRecord, Record, TestResults
+from builder.engine import commands as tools
+from builder.engine import oci
+from builder.model.config import TagScheme
+from builder.model.errors import FactoryError
+from builder.model.records import BuildRecord, Record, TestResults
 
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 

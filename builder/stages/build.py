@@ -14,13 +14,14 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import oci, state, tools
-from builder.config import Settings, arch_of
-from builder.errors import FactoryError
-from builder.plan import IDENTITY_LABEL, Job, Plan, identity, index_tag, staging_tag
-from builder.records import BuildRecord, PlatformBuild, RootRecord, VariantIndex
-from builder.render import RenderedVariant, locate_failure
-from builder.rootfs import RootImage
+from builder.engine import commands as tools
+from builder.engine import oci, state
+from builder.model.config import Settings, arch_of
+from builder.model.errors import FactoryError
+from builder.model.records import BuildRecord, PlatformBuild, RootRecord, VariantIndex
+from builder.stages.plan import IDENTITY_LABEL, Job, Plan, identity, index_tag, staging_tag
+from builder.stages.render import RenderedVariant, locate_failure
+from builder.stages.root import RootImage
 
 Listener = Callable[[str, str, str], None]
 """(job key, status, detail) -> None: progress events for the live view."""

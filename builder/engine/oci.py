@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 
-from builder import tools
-from builder.errors import FactoryError
+from builder.engine import commands as tools
+from builder.model.errors import FactoryError
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ from typing import Any
 
 import jinja2
 
-from builder import headjack
-from builder.config import Settings
-from builder.errors import FactoryError
-from builder.variants import ROOT, Runtime, Variant
+from builder.model import headjack
+from builder.model.config import Settings
+from builder.model.errors import FactoryError
+from builder.model.variants import ROOT, Runtime, Variant
 
 LANGUAGE_FILES = "files/languages"
 """Where a variant with `languages` gets the installer (and python-build definitions) in its context."""

@@ -20,10 +20,11 @@ from typing import Any
 
 import yaml
 
-from builder import oci, tools
-from builder.config import Settings
-from builder.errors import FactoryError
-from builder.variants import Tool, VariantSet
+from builder.engine import commands as tools
+from builder.engine import oci
+from builder.model.config import Settings
+from builder.model.errors import FactoryError
+from builder.model.variants import Tool, VariantSet
 
 LOCK_FILE = "images.lock.yaml"
 HEADER = "# Written by `hjk-images lock`: every input that can move. Review its diffs; don't edit it by hand.\n"

@@ -4,8 +4,8 @@ standard input; it is masked in every message this package prints."""
 
 from __future__ import annotations
 
-from builder import tools
-from builder.errors import FactoryError
+from builder.engine import commands as tools
+from builder.model.errors import FactoryError
 
 
 def login(registry: str, username: str, password: str) -> None:

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from builder import oci, state, tools
-from builder.config import RootBootstrap, Settings, arch_of
-from builder.errors import FactoryError
+from builder.engine import commands as tools
+from builder.engine import oci, state
+from builder.model.config import RootBootstrap, Settings, arch_of
+from builder.model.errors import FactoryError
 
 # Left out of every root (and of later apt installs, since dpkg keeps the rule):
 # documentation nobody reads in an agent container. Copyright files stay.

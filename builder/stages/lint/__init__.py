@@ -12,10 +12,11 @@ from pathlib import Path
 
 import click
 
-from builder import headjack, tools
-from builder.config import Settings
-from builder.render import RenderedVariant
-from builder.workflows import check_workflow, makefile_targets
+from builder.engine import commands as tools
+from builder.model import headjack
+from builder.model.config import Settings
+from builder.stages.lint.workflows import check_workflow, makefile_targets
+from builder.stages.render import RenderedVariant
 
 
 @dataclass(frozen=True)

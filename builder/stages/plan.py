@@ -14,10 +14,10 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from builder import headjack
-from builder.config import Settings, arch_of
-from builder.render import RenderedVariant
-from builder.variants import ROOT, Variant, VariantSet
+from builder.model import headjack
+from builder.model.config import Settings, arch_of
+from builder.model.variants import ROOT, Variant, VariantSet
+from builder.stages.render import RenderedVariant
 
 IDENTITY_LABEL = headjack.IDENTITY_LABEL
 IDENTITY_SCHEME = "1"

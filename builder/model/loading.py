@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from builder.errors import FactoryError
+from builder.model.errors import FactoryError
 
 Model = TypeVar("Model", bound=BaseModel)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from builder import state
-from builder.config import Settings
-from builder.errors import FactoryError
+from builder.engine import state
+from builder.model.config import Settings
+from builder.model.errors import FactoryError
 
 # Where Debian (update-ca-certificates) keeps locally added certificates.
 SYSTEM_EXTRA_DIR = Path("/usr/local/share/ca-certificates")

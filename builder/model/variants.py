@@ -13,10 +13,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from builder import headjack
-from builder.config import Platform
-from builder.errors import FactoryError
-from builder.loading import load_model
+from builder.model import headjack
+from builder.model.config import Platform
+from builder.model.errors import FactoryError
+from builder.model.loading import load_model
 
 ROOT = "root"
 """The parent name that means 'the factory's root OS image'."""

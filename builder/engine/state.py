@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from builder.errors import FactoryError
+from builder.model.errors import FactoryError
 
 STATE_ENV = "HJK_STATE_DIR"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from builder import tools
-from builder.errors import FactoryError
+from builder.engine import commands as tools
+from builder.model.errors import FactoryError
 
 PASSWORD_ENV = "COSIGN_PASSWORD"
 

@@ -14,15 +14,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder import build as build_mod
-from builder import extra_ca, headjack, lock, oci, publish, records, rootfs, sbom, sign, smoke, state, tools
-from builder.config import Settings
-from builder.errors import FactoryError
-from builder.loading import load_model
-from builder.plan import Plan, make_plan, repository, with_ancestors
-from builder.records import BuildRecord
-from builder.render import RenderedVariant, dockerfile_parent, render_all
-from builder.variants import Checks, VariantFile, VariantSet, load_variant_files, resolve
+from builder.engine import commands as tools
+from builder.engine import cosign as sign
+from builder.engine import extra_ca, oci, state
+from builder.model import headjack, records
+from builder.model.config import Settings
+from builder.model.errors import FactoryError
+from builder.model.loading import load_model
+from builder.model.records import BuildRecord
+from builder.model.variants import Checks, VariantFile, VariantSet, load_variant_files, resolve
+from builder.stages import build as build_mod
+from builder.stages import lock, publish, sbom, smoke
+from builder.stages import root as rootfs
+from builder.stages.plan import Plan, make_plan, repository, with_ancestors
+from builder.stages.render import RenderedVariant, dockerfile_parent, render_all
 
 
 @dataclass(frozen=True)
