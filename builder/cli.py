@@ -23,6 +23,7 @@ from builder.engine import registry as registry_mod
 from builder.model import records
 from builder.model.config import CONFIG_ENV, Settings, load_settings
 from builder.model.errors import FactoryError
+from builder.model.rendered import differs
 from builder.model.variants import VariantSet, load_variants
 from builder.present import report
 from builder.stages import build as build_mod
@@ -264,7 +265,7 @@ def render(ctx: click.Context, variant_names: tuple[str, ...], out_dir: Path | N
     rendered = render_mod.render_all(variants, settings)
     target = out_dir or render_mod.default_out_dir(settings)
     if check:
-        stale = [name for name, r in rendered.items() if render_mod.differs(r, target / name)]
+        stale = [name for name, r in rendered.items() if differs(r, target / name)]
         if not variant_names and target.is_dir():
             stale += sorted(p.name for p in target.iterdir() if p.is_dir() and p.name not in rendered)
         if stale:

@@ -20,14 +20,16 @@ from builder.engine import extra_ca, oci, state
 from builder.model import headjack, records
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
+from builder.model.graph import Plan
 from builder.model.loading import load_model
 from builder.model.records import BuildRecord
+from builder.model.rendered import RenderedVariant
 from builder.model.variants import Checks, VariantFile, VariantSet, load_variant_files, resolve
 from builder.stages import build as build_mod
 from builder.stages import lock, publish, sbom, smoke
 from builder.stages import root as rootfs
-from builder.stages.plan import Plan, make_plan, repository, with_ancestors
-from builder.stages.render import RenderedVariant, dockerfile_parent, render_all
+from builder.stages.plan import make_plan, repository, with_ancestors
+from builder.stages.render import dockerfile_parent, render_all
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,13 @@
-"""The one place that runs external commands (docker, buildx, skopeo, mmdebstrap, cosign...).
+"""The one command runner: every external command (docker, buildx, skopeo, mmdebstrap,
+cosign, git...) starts here, so timeouts, secret redaction, error messages, retry
+policy and stopping on a signal are handled once.
 
-Every other module calls `run` (or `docker_client` for python-on-whales), so
-logging, timeouts, secret redaction and error messages are handled once.
+python-on-whales and testcontainers run Docker too; their adapters
+(`engine.buildx`, `engine.containers`) apply the same redaction and timeouts.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -16,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
 
-from python_on_whales import DockerClient
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from builder.model.errors import FactoryError
@@ -113,12 +113,6 @@ def run(
     return result
 
 
-def docker_client() -> DockerClient:
-    """python-on-whales client: it runs the `docker` CLI, so it belongs here too."""
-    require("docker")
-    return DockerClient()
-
-
 def docker_answers() -> bool:
     return run(["docker", "info"], check=False, timeout=30).returncode == 0
 
@@ -141,53 +135,6 @@ def spawn(argv: Sequence[str], log_path: Path) -> int:
             start_new_session=True,
         )
     return proc.pid
-
-
-@dataclass(frozen=True)
-class BuildOutcome:
-    digest: str
-    """Manifest digest of the pushed single-platform image."""
-
-
-def buildx_build(
-    *,
-    context: Path,
-    dockerfile: Path,
-    platform: str,
-    tags: Sequence[str],
-    log_path: Path,
-    build_args: Mapping[str, str] | None = None,
-    labels: Mapping[str, str] | None = None,
-    secrets: Sequence[str] = (),
-    builder: str | None = None,
-    no_cache: bool = False,
-    network: str | None = None,
-) -> BuildOutcome:
-    """Build one platform with buildx and push it; stream the whole log to `log_path`."""
-    from python_on_whales.exceptions import DockerException
-
-    metadata = log_path.with_suffix(".metadata.json")
-    metadata.unlink(missing_ok=True)
-    client = docker_client()
-    with open(log_path, "w", encoding="utf-8") as log:
-        log.write(redact(f"# buildx build --platform {platform} -f {dockerfile} {context}\n"))
-        try:
-            stream = client.buildx.build(
-                context, file=dockerfile, platforms=[platform], tags=list(tags),
-                build_args=dict(build_args or {}), labels=dict(labels or {}),
-                secrets=list(secrets), builder=builder, cache=not no_cache,
-                push=True, provenance=False, metadata_file=metadata,
-                network=network, progress="plain", stream_logs=True,
-            )
-            for line in stream:  # type: ignore[union-attr]
-                log.write(redact(line))
-                log.flush()
-        except DockerException as exc:
-            log.write(redact(f"\n# build failed: exit {exc.return_code}\n"))
-            raise CommandError(["docker", "buildx", "build", "--platform", platform],
-                               exc.return_code, log_tail(log_path)) from None
-    data = json.loads(metadata.read_text())
-    return BuildOutcome(digest=data["containerimage.digest"])
 
 
 def log_tail(path: Path, lines: int = 25) -> str:

@@ -15,8 +15,8 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
+from builder.model.graph import Plan
 from builder.model.records import BuildRecord, TestResults
-from builder.stages.plan import Plan
 
 STYLES = {
     "waiting": "dim", "building": "cyan", "built": "green", "reused": "green",

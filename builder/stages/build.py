@@ -14,13 +14,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.engine import buildx, oci, state
 from builder.engine import commands as tools
-from builder.engine import oci, state
 from builder.model.config import Settings, arch_of
 from builder.model.errors import FactoryError
+from builder.model.graph import IDENTITY_LABEL, Job, Plan, identity, index_tag, staging_tag
 from builder.model.records import BuildRecord, PlatformBuild, RootRecord, VariantIndex
-from builder.stages.plan import IDENTITY_LABEL, Job, Plan, identity, index_tag, staging_tag
-from builder.stages.render import RenderedVariant, locate_failure
+from builder.model.rendered import RenderedVariant, locate_failure
 from builder.stages.root import RootImage
 
 Listener = Callable[[str, str, str], None]
@@ -103,7 +103,7 @@ class Executor:
             "BUILD_VERSION": self.options.version,
         }
         secrets = [f"id=extra_ca,src={self.options.extra_ca}"] if self.options.extra_ca else []
-        outcome = tools.retry_transient(lambda: tools.buildx_build(
+        outcome = tools.retry_transient(lambda: buildx.buildx_build(
             context=self.contexts[job.variant], dockerfile=self.contexts[job.variant] / "Dockerfile",
             platform=job.platform, tags=[tag], log_path=log_path,
             build_args={**args, **volatile}, labels={IDENTITY_LABEL: ident},

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from builder.engine import buildx, oci, state
 from builder.engine import commands as tools
-from builder.engine import oci, state
 from builder.model.config import RootBootstrap, Settings, arch_of
 from builder.model.errors import FactoryError
 
@@ -111,7 +111,7 @@ def _build_platform_image(
     if not target.exists():
         os.link(tar.path, target)
     (context / "Dockerfile").write_text(ROOT_DOCKERFILE)
-    outcome = tools.buildx_build(
+    outcome = buildx.buildx_build(
         context=context, dockerfile=context / "Dockerfile", platform=platform,
         tags=[f"{repository}:{suite}-{tar.arch}"], log_path=logs / f"root-{tar.arch}.log",
         labels={"org.opencontainers.image.title": f"Debian {suite} root ({tar.arch})"},

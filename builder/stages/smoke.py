@@ -29,14 +29,11 @@ from types import ModuleType
 from typing import Any
 
 from builder.engine import commands as tools
+from builder.engine.containers import Container, remove_labelled
 from builder.model import headjack
 from builder.model.errors import FactoryError
 from builder.model.records import CheckOutcome, ImageResult, TestResults
 from builder.model.variants import Variant, VariantSet, language_checks
-
-# Ryuk, testcontainers' reaper, is an image that may not be pullable (air-gapped
-# hosts); every container here carries RUN_LABEL and is removed by this module.
-os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
 
 RUN_LABEL = headjack.SMOKE_RUN_LABEL
 OMITTED_TOOLS_FILE = "/usr/local/share/headjack/omitted-tools"
@@ -151,7 +148,7 @@ def host_arch() -> str:
 class Session:
     """A started container plus helpers the checks use."""
 
-    def __init__(self, container: Any, facts: ImageFacts, workspace: Path, target: Target) -> None:
+    def __init__(self, container: Container, facts: ImageFacts, workspace: Path, target: Target) -> None:
         self.container = container
         self.facts = facts
         self.workspace = workspace
@@ -171,39 +168,13 @@ class Session:
 
         Like Headjack, no user is passed unless a check names one: the command runs as
         the image's USER."""
-        from testcontainers.core.container import ExecConfig
-
-        guarded = ["timeout", "--kill-after=5", str(timeout), *argv]
-        box: dict[str, Any] = {}
-
-        def call() -> None:
-            try:
-                box["result"] = self.container.exec(
-                    ExecConfig(command=guarded, user=user or "", workdir=headjack.WORKSPACE)
-                )
-            except Exception as exc:  # the daemon's own errors, reported as the check's output
-                box["error"] = exc
-
-        worker = threading.Thread(target=call, daemon=True)
-        worker.start()
-        worker.join(timeout + 30)  # the in-container timeout should always fire first
-        if worker.is_alive():
-            return 124, f"no answer after {timeout + 30} s"
-        if "error" in box:
-            return 125, str(box["error"])
-        result = box["result"]
-        return int(result.exit_code), result.output.decode(errors="replace")
+        return self.container.exec(argv, user=user or "", workdir=headjack.WORKSPACE, timeout=timeout)
 
     def shell(self, script: str, *, user: str | None = None, timeout: int = 120) -> tuple[int, str]:
         return self.exec(["bash", "-c", script], user=user, timeout=timeout)
 
     def logs(self) -> str:
-        try:
-            out, err = self.container.get_logs()
-            text: str = (out + err).decode(errors="replace")
-        except Exception:  # container already gone
-            return ""
-        return text[-8000:]
+        return self.container.logs()
 
 
 CheckFn = Callable[[Session], str | None]
@@ -327,21 +298,19 @@ def runtime_checks(variant: Variant, session: Session, checks_dir: Path) -> list
     return results
 
 
-def _wait_ready(container: Any, run: headjack.HeadjackRun, timeout: int) -> None:
+def _wait_ready(container: Container, run: headjack.HeadjackRun, timeout: int) -> None:
     """Wait until a readiness command succeeds; fail at once if the container exits."""
     if run.has_init:
         probe = ["bash", "-c", "case $(systemctl is-system-running) in running|degraded) exit 0;; esac; exit 1"]
     else:
         probe = ["true"]
-    wrapped = container.get_wrapped_container()
     deadline = time.monotonic() + timeout
     pause = threading.Event()
     while True:
-        wrapped.reload()
-        if wrapped.status != "running":
-            code = wrapped.attrs["State"].get("ExitCode")
+        status, code = container.state()
+        if status != "running":
             raise RuntimeError(f"the container exited (code {code}) before it was ready")
-        if wrapped.exec_run(probe).exit_code == 0:
+        if container.exec(probe, timeout=30)[0] == 0:
             return
         if time.monotonic() > deadline:
             raise TimeoutError(f"`{' '.join(probe)}` did not succeed within {timeout} s")
@@ -352,27 +321,14 @@ def _wait_ready(container: Any, run: headjack.HeadjackRun, timeout: int) -> None
 def started(
     target: Target, facts: ImageFacts, run: headjack.HeadjackRun, run_id: str, ready_timeout: int,
 ) -> Iterator[Session]:
-    from docker.types import Mount
-    from testcontainers.core.container import DockerContainer
-
     workspace = Path(tempfile.mkdtemp(prefix="hjk-workspace-"))
     # Headjack mounts the user's project folder, owned by the user that the
     # image's uid maps to; make ours the same so ownership checks are real.
     os.chown(workspace, 1000, 1000)
-    kwargs = container_kwargs(run)
-    binds = kwargs.pop("binds", {})
-    tmpfs = kwargs.pop("tmpfs", {})
-    mounts = [Mount(target=p, source=None, type="volume") for p in kwargs.pop("anonymous_volumes", [])]
-    container = DockerContainer(target.reference)
-    container.with_command(run.init)
-    container.with_volume_mapping(str(workspace), headjack.WORKSPACE, "rw")
-    for host, spec in binds.items():
-        container.with_volume_mapping(host, spec["bind"], spec["mode"])
-    for path in tmpfs:
-        container.with_tmpfs_mount(path)
-    container.with_kwargs(
-        platform=target.platform, labels={RUN_LABEL: run_id}, mounts=mounts, **kwargs,
-    )
+    flags = container_kwargs(run)
+    flags["binds"] = {str(workspace): {"bind": headjack.WORKSPACE, "mode": "rw"}, **flags["binds"]}
+    container = Container(target.reference, platform=target.platform, command=run.init,
+                          labels={RUN_LABEL: run_id}, flags=flags)
     try:
         try:
             container.start()
@@ -387,7 +343,7 @@ def started(
         yield session
     finally:
         try:
-            container.stop()
+            container.remove()
         finally:
             shutil.rmtree(workspace, ignore_errors=True)
 
@@ -403,12 +359,8 @@ def stop_check(session: Session, timeout: int) -> CheckOutcome:
     def run() -> tuple[bool, str]:
         if session.emulated:
             raise Omitted("qemu-user does not deliver the init's stop signal; checked on native platforms")
-        wrapped = session.container.get_wrapped_container()
-        start = time.monotonic()
-        wrapped.stop(timeout=timeout)
-        elapsed = time.monotonic() - start
-        wrapped.reload()
-        code = wrapped.attrs["State"]["ExitCode"]
+        elapsed = session.container.stop(timeout)
+        _, code = session.container.state()
         ok = elapsed < timeout - 1
         return ok, f"stopped in {elapsed:.1f} s with exit {code} ({session.facts.stop_signal or 'SIGTERM'})"
 
@@ -461,9 +413,7 @@ def run_tests(
 
 def remove_leftovers(run_id: str) -> None:
     """Belt and braces after Ctrl-C: remove any container this run labelled."""
-    found = tools.run(["docker", "ps", "-aq", "--filter", f"label={RUN_LABEL}={run_id}"], check=False).stdout.split()
-    if found:
-        tools.run(["docker", "rm", "-f", "-v", *found], check=False)
+    remove_labelled(f"{RUN_LABEL}={run_id}")
 
 
 def junit_xml(results: TestResults) -> str:

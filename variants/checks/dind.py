@@ -30,7 +30,7 @@ def _load_parent_image(session: Session) -> None:
         tools.run(["docker", "save", "-o", str(archive), INNER_IMAGE], timeout=900)
         archive.chmod(0o644)
         # /tmp is a tmpfs in this profile and `docker cp` can't write into one
-        container_id = session.container.get_wrapped_container().id
+        container_id = session.container.id
         tools.run(["docker", "cp", str(archive), f"{container_id}:/var/tmp/inner.tar"], timeout=900)
     code, out = session.exec(["docker", "load", "-i", "/var/tmp/inner.tar"], timeout=900)
     assert code == 0, f"docker load inside failed: {out}"

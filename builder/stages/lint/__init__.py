@@ -15,8 +15,8 @@ import click
 from builder.engine import commands as tools
 from builder.model import headjack
 from builder.model.config import Settings
+from builder.model.rendered import RenderedVariant
 from builder.stages.lint.workflows import check_workflow, makefile_targets
-from builder.stages.render import RenderedVariant
 
 
 @dataclass(frozen=True)

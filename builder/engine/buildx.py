@@ -1,0 +1,67 @@
+"""buildx through python-on-whales: one platform per call, pushed, its log streamed to a file.
+
+python-on-whales runs the docker CLI itself (so a stop signal reaches it as our
+child, see `commands.stop_children`); its output passes through the same
+redaction as every other command, and its failures become `CommandError`s.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.engine.commands import CommandError, log_tail, redact
+from builder.engine.containers import docker_client
+
+
+@dataclass(frozen=True)
+class BuildOutcome:
+    digest: str
+    """Manifest digest of the pushed single-platform image."""
+
+
+def buildx_build(
+    *,
+    context: Path,
+    dockerfile: Path,
+    platform: str,
+    tags: Sequence[str],
+    log_path: Path,
+    build_args: Mapping[str, str] | None = None,
+    labels: Mapping[str, str] | None = None,
+    secrets: Sequence[str] = (),
+    builder: str | None = None,
+    no_cache: bool = False,
+    network: str | None = None,
+) -> BuildOutcome:
+    """Build one platform with buildx and push it; stream the whole log to `log_path`."""
+    from python_on_whales.exceptions import DockerException
+
+    metadata = log_path.with_suffix(".metadata.json")
+    metadata.unlink(missing_ok=True)
+    client = docker_client()
+    with open(log_path, "w", encoding="utf-8") as log:
+        log.write(redact(f"# buildx build --platform {platform} -f {dockerfile} {context}\n"))
+        try:
+            stream = client.buildx.build(
+                context, file=dockerfile, platforms=[platform], tags=list(tags),
+                build_args=dict(build_args or {}), labels=dict(labels or {}),
+                secrets=list(secrets), builder=builder, cache=not no_cache,
+                push=True, provenance=False, metadata_file=metadata,
+                network=network, progress="plain", stream_logs=True,
+            )
+            for line in stream:  # type: ignore[union-attr]
+                log.write(redact(line))
+                log.flush()
+        except DockerException as exc:
+            log.write(redact(f"\n# build failed: exit {exc.return_code}\n"))
+            raise CommandError(["docker", "buildx", "build", "--platform", platform],
+                               exc.return_code, log_tail(log_path)) from None
+    try:
+        digest = json.loads(metadata.read_text())["containerimage.digest"]
+    except (OSError, ValueError, KeyError) as exc:  # a build that "worked" but says nothing of its image
+        raise CommandError(["docker", "buildx", "build", "--platform", platform], 0,
+                           f"buildx wrote no image digest to {metadata.name} ({type(exc).__name__}: {exc})") from None
+    return BuildOutcome(digest=digest)

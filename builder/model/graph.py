@@ -1,0 +1,78 @@
+"""The build graph (a job per variant and platform, each FROM its parent's image) and
+the identity that decides whether a build can be reused. Pure data: the plan stage
+makes it, the build stage runs it, the report shows it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from builder.model import headjack
+from builder.model.config import arch_of
+from builder.model.variants import ROOT
+
+IDENTITY_LABEL = headjack.IDENTITY_LABEL
+IDENTITY_SCHEME = "1"
+
+
+@dataclass(frozen=True)
+class Job:
+    variant: str
+    platform: str
+    parent: str
+    """Parent variant name, or ROOT."""
+    content_hash: str
+    level: int
+    """Depth in the graph: 0 builds on the root."""
+
+    @property
+    def key(self) -> str:
+        return f"{self.variant}/{arch_of(self.platform)}"
+
+    @property
+    def parent_key(self) -> str | None:
+        return None if self.parent == ROOT else f"{self.parent}/{arch_of(self.platform)}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    repository: str
+    """Where images go: REGISTRY/NAMESPACE/IMAGE."""
+    jobs: list[Job]
+    variants: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Variant -> its platforms, in dependency order."""
+
+    def job(self, key: str) -> Job:
+        return next(j for j in self.jobs if j.key == key)
+
+    def children(self, key: str) -> list[Job]:
+        return [j for j in self.jobs if j.parent_key == key]
+
+    def descendants(self, key: str) -> list[Job]:
+        found: list[Job] = []
+        frontier = [key]
+        while frontier:
+            kids = [c for k in frontier for c in self.children(k)]
+            found.extend(kids)
+            frontier = [c.key for c in kids]
+        return found
+
+
+def identity(job: Job, parent_digest: str, build_args: dict[str, str]) -> str:
+    payload = {
+        "scheme": IDENTITY_SCHEME, "content": job.content_hash, "parent": parent_digest,
+        "platform": job.platform, "args": dict(sorted(build_args.items())),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def staging_tag(plan: Plan, job: Job, build_identity: str) -> str:
+    """Per-platform tag a build is pushed under (the docker driver can't push by digest)."""
+    return f"{plan.repository}:build-{job.variant}-{arch_of(job.platform)}-{build_identity[:16]}"
+
+
+def index_tag(repository: str, variant: str, identities: list[str]) -> str:
+    """Staging tag of a variant's joined index, named by its platforms' identities."""
+    joined = hashlib.sha256("".join(sorted(identities)).encode()).hexdigest()[:16]
+    return f"{repository}:build-{variant}-{joined}"

@@ -1,0 +1,94 @@
+"""A rendered build context (a Dockerfile and the files beside it), and where in it
+a build failed: the record render hands to plan, build and lint."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class RenderedVariant:
+    name: str
+    dockerfile: str
+    files: dict[str, bytes] = field(default_factory=dict)
+    """Build-context files beside the Dockerfile, by relative path."""
+
+    def content_hash(self) -> str:
+        """Digest of everything in the build context (Dockerfile and files)."""
+        digest = hashlib.sha256(self.dockerfile.encode())
+        for rel in sorted(self.files):
+            digest.update(rel.encode() + b"\0" + hashlib.sha256(self.files[rel]).digest())
+        return digest.hexdigest()
+
+    def write(self, folder: Path) -> Path:
+        """Write the context to FOLDER (replacing what was there); return the Dockerfile path."""
+        if folder.exists():
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True)
+        (folder / "Dockerfile").write_text(self.dockerfile, encoding="utf-8")
+        for rel, data in self.files.items():
+            target = folder / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            target.chmod(0o755 if data.startswith(b"#!") else 0o644)
+        return folder / "Dockerfile"
+
+
+FRAGMENT_START = "# fragment: "
+FRAGMENT_END = "# end of fragment: "
+"""The layout marks each included fragment, so a build error can name the fragment it came from."""
+FAILED_LINE = re.compile(r"(?:dockerfile parse error (?:on )?line |Dockerfile:)(\d+)")
+FAILED_STEP = re.compile(r"^ > \[[^\]]*\d+/\d+\] (.+):$", re.MULTILINE)
+"""Older BuildKit names a failed step by its instruction only: ` > [5/5] RUN exit 3:`."""
+
+
+def _failed_line_number(build_output: str, lines: list[str]) -> int | None:
+    found = FAILED_LINE.findall(build_output)
+    if found:
+        return int(found[-1]) if 1 <= int(found[-1]) <= len(lines) else None
+    steps = FAILED_STEP.findall(build_output)
+    if not steps:
+        return None
+    step = " ".join(steps[-1].split())
+    for number, line in enumerate(lines, start=1):
+        start = " ".join(line.rstrip("\\").split())
+        if start and not start.startswith("#") and step.startswith(start):
+            return number
+    return None
+
+
+def locate_failure(build_output: str, dockerfile: str) -> str:
+    """'Dockerfile line N: <the line>', plus the fragment it came from, for the
+    Dockerfile line a build error points at; empty when it points at none."""
+    lines = dockerfile.splitlines()
+    number = _failed_line_number(build_output, lines)
+    if number is None:
+        return ""
+    instruction = [lines[number - 1]]
+    while instruction[-1].rstrip().endswith("\\") and number - 1 + len(instruction) < len(lines):
+        instruction.append(lines[number - 1 + len(instruction)])
+    text = " ".join(" ".join(line.rstrip("\\ ").split()) for line in instruction)
+    where = f"Dockerfile line {number}: {text[:300]}"
+    for line in reversed(lines[: number - 1]):
+        if line.startswith(FRAGMENT_END):
+            break
+        if line.startswith(FRAGMENT_START):
+            return f"{where}\n  from the fragment {line.removeprefix(FRAGMENT_START)}"
+    return where
+
+
+def differs(rendered: RenderedVariant, folder: Path) -> bool:
+    """True when FOLDER does not hold exactly this rendered context."""
+    if not (folder / "Dockerfile").is_file():
+        return True
+    if (folder / "Dockerfile").read_text(encoding="utf-8") != rendered.dockerfile:
+        return True
+    present = {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in folder.rglob("*") if p.is_file() and p.name != "Dockerfile"
+    }
+    return present != rendered.files
