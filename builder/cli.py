@@ -1,44 +1,36 @@
-"""`hjk-images`: a thin Click layer over the pipeline stages."""
+"""`hjk-images`: a thin Click layer. Each command parses its options, calls a stage or the
+runner (`builder.runner`), and prints through `builder.present`."""
 
 from __future__ import annotations
 
 import functools
 import json
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from builder import runner as pipeline
-from builder.engine import auth, oci
-from builder.engine import commands as tools
-from builder.engine import cosign as sign_mod
+from builder import runner
+from builder.engine import auth, commands
 from builder.engine import registry as registry_mod
-from builder.model import records
 from builder.model.config import CONFIG_ENV, Settings, load_settings
 from builder.model.errors import FactoryError
-from builder.model.rendered import differs
-from builder.model.variants import VariantSet, load_variants
+from builder.model.records import BuildRecord, TestResults, load, merge_results, save
 from builder.present import report
-from builder.stages import build as build_mod
-from builder.stages import lint as lint_mod
-from builder.stages import lock as lock_mod
-from builder.stages import publish as publish_mod
-from builder.stages import render as render_mod
+from builder.present.console import ConsoleObserver, err_console, note, out_console, stage_table
+from builder.stages import build as build_stage
+from builder.stages import lint as lint_stage
+from builder.stages import lock as lock_stage
+from builder.stages import plan as plan_stage
+from builder.stages import render as render_stage
 from builder.stages import root as rootfs
-from builder.stages import scaffold, smoke
+from builder.stages import scaffold, sign, smoke
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-err_console = Console(stderr=True, soft_wrap=True)
-out_console = Console()
-
 
 def friendly_errors(func: F) -> F:
     """Turn FactoryError into one clear message and exit 1; Ctrl-C into exit 130."""
@@ -67,10 +59,6 @@ def settings_of(ctx: click.Context) -> Settings:
         obj["settings"] = loaded
     settings: Settings = obj["settings"]
     return settings
-
-
-def note(message: str) -> None:
-    err_console.print(message, highlight=False)
 
 
 def dockerfile_options(func: F) -> F:
@@ -119,7 +107,7 @@ def main(ctx: click.Context, config_path: Path | None, namespace: str | None) ->
     Typical use: `hjk-images release` runs every stage against the embedded
     local registry; name a registry with --registry or in factory.yaml.
     """
-    tools.handle_stop_signals()
+    commands.handle_stop_signals()
     obj = ctx.ensure_object(dict)
     obj["config"] = config_path
     obj["namespace"] = namespace.lower() if namespace else None  # OCI names are lower case
@@ -209,7 +197,7 @@ def root_bootstrap(ctx: click.Context, registry: str | None, platforms: tuple[st
             f"root.source is '{settings.config.root.source}' ({settings.config.root.reference}): "
             "nothing to bootstrap"
         )
-    target = registry_mod.resolve_registry(settings, registry)
+    target = runner.start_registry(settings, registry)
     image = rootfs.bootstrap(settings, target, list(platforms) or None, report=note)
     note(f"root index: {image.reference}")
     for platform, digest in sorted(image.platforms.items()):
@@ -226,11 +214,6 @@ def root_clear_cache() -> None:
 
 # --- variants: render, plan, lint ---------------------------------------------
 
-def load_variant_set(ctx: click.Context) -> VariantSet:
-    settings = settings_of(ctx)
-    return load_variants(settings.variants_dir, list(settings.config.platforms))
-
-
 variant_option = click.option(
     "--variant", "variant_names", multiple=True, metavar="NAME",
     help="Only this variant (repeatable). Default: all.",
@@ -239,13 +222,33 @@ changed_option = click.option(
     "--changed-since", metavar="GIT_REF",
     help="Only variants whose rendered build context changed since GIT_REF, and their children (for CI).",
 )
+network_option = click.option(
+    "--network", type=click.Choice(["default", "host", "none"]), default=None,
+    help="Network for RUN steps (host: reach mirrors served on this machine's loopback).",
+)
+platform_option = click.option(
+    "--platform", "platforms", multiple=True, metavar="OS/ARCH",
+    help="Only this platform (repeatable), e.g. linux/arm64. Default: every platform of each variant.",
+)
+record_option = click.option(
+    "--record", "record_path", type=click.Path(dir_okay=False, path_type=Path),
+    help="Build record (JSON). Default: the state folder's records/build.json.",
+)
+sign_key_option = click.option(
+    "--sign-key", type=click.Path(dir_okay=False, path_type=Path), envvar="HJK_SIGN_KEY",
+    help="cosign private key to sign what is published (password in $COSIGN_PASSWORD; also $HJK_SIGN_KEY).",
+)
+sbom_option = click.option(
+    "--sbom/--no-sbom", "with_sbom", default=True, show_default=True,
+    help="Make a CycloneDX SBOM per platform image and attach it in the registry.",
+)
 
 
 def selected(ctx: click.Context, variant_names: tuple[str, ...], changed_since: str | None) -> list[str] | None:
     """The variants asked for; None when --changed-since finds nothing to do."""
     if not changed_since:
         return list(variant_names)
-    changed = pipeline.changed_since(settings_of(ctx), changed_since)
+    changed = runner.changed_variants(settings_of(ctx), changed_since)
     chosen = [n for n in changed if not variant_names or n in variant_names]
     note(f"changed since {changed_since}: {', '.join(chosen) or 'nothing'}")
     return chosen or None
@@ -261,37 +264,20 @@ def selected(ctx: click.Context, variant_names: tuple[str, ...], changed_since: 
 def render(ctx: click.Context, variant_names: tuple[str, ...], out_dir: Path | None, check: bool) -> None:
     """Render the variants' Dockerfiles (and the files they COPY)."""
     settings = settings_of(ctx)
-    variants = load_variant_set(ctx).select(variant_names)
-    rendered = render_mod.render_all(variants, settings)
-    target = out_dir or render_mod.default_out_dir(settings)
+    rendered = render_stage.render_all(runner.variants_of(settings).select(variant_names), settings)
+    target = out_dir or render_stage.default_out_dir(settings)
     if check:
-        stale = [name for name, r in rendered.items() if differs(r, target / name)]
-        if not variant_names and target.is_dir():
-            stale += sorted(p.name for p in target.iterdir() if p.is_dir() and p.name not in rendered)
+        stale = render_stage.stale(rendered, target, whole_set=not variant_names)
         if stale:
-            raise FactoryError(
-                f"rendered Dockerfiles are out of date for: {', '.join(stale)} "
-                f"(in {target}); run `hjk-images render` and commit the result"
-            )
+            raise FactoryError(f"rendered Dockerfiles are out of date for: {', '.join(stale)} "
+                               f"(in {target}); run `hjk-images render` and commit the result")
         note(f"rendered Dockerfiles in {target} match the templates ({len(rendered)} variants)")
         return
-    for name, result in rendered.items():
-        path = result.write(target / name)
+    written, removed = render_stage.write_all(rendered, target, prune=not variant_names and not out_dir)
+    for path in written:
         click.echo(str(path))
-    if not variant_names and not out_dir:
-        for gone in (p for p in target.iterdir() if p.is_dir() and p.name not in rendered):
-            shutil.rmtree(gone)
-            note(f"removed {gone}: no variant '{gone.name}' any more")
-
-
-network_option = click.option(
-    "--network", type=click.Choice(["default", "host", "none"]), default=None,
-    help="Network for RUN steps (host: reach mirrors served on this machine's loopback).",
-)
-platform_option = click.option(
-    "--platform", "platforms", multiple=True, metavar="OS/ARCH",
-    help="Only this platform (repeatable), e.g. linux/arm64. Default: every platform of each variant.",
-)
+    for gone in removed:
+        note(f"removed {gone}: no variant '{gone.name}' any more")
 
 
 @main.command()
@@ -308,26 +294,14 @@ def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
          registry: str | None, as_json: bool, offline: bool, changed_since: str | None = None) -> None:
     """Show the build graph: variants x platforms, what each builds on, and what would be built."""
     settings = settings_of(ctx)
-    target = registry or settings.config.registry or registry_mod.embedded(settings).address
+    target = runner.registry_address(settings, registry)
     names = selected(ctx, variant_names, changed_since)
-    if names is None:
-        click.echo(json.dumps({"repository": None, "jobs": []}) if as_json else "nothing to build")
-        return
-    prepared = pipeline.prepare(settings, target, names, list(platforms))
-    statuses: dict[str, str] = {}
-    if not offline and registry_mod.reachable(target):
-        root_ref = pipeline.root_reference(settings, target)
-        root_platforms = oci.inspect(root_ref).platforms if oci.exists(root_ref) else None
-        statuses = build_mod.predict(prepared.plan, root_platforms)
+    prepared = runner.prepare(settings, target, names, list(platforms)) if names is not None else None
+    statuses = runner.predict(settings, target, prepared.plan) if prepared and not offline else {}
     if as_json:
-        click.echo(json.dumps({
-            "repository": prepared.plan.repository,
-            "jobs": [
-                {"variant": j.variant, "platform": j.platform, "parent": j.parent, "level": j.level,
-                 "content_hash": j.content_hash, "action": statuses.get(j.key, "build")}
-                for j in prepared.plan.jobs
-            ],
-        }, indent=2))
+        click.echo(json.dumps(plan_stage.plan_document(prepared.plan if prepared else None, statuses), indent=2))
+    elif prepared is None:
+        click.echo("nothing to build")
     else:
         out_console.print(report.plan_table(prepared.plan, statuses))
 
@@ -341,8 +315,7 @@ def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
 @click.option("--no-cache", is_flag=True, help="Also bypass the builder's layer cache (implies --force).")
 @click.option("--jobs", "max_parallel", type=click.IntRange(1, 16), default=2, show_default=True,
               help="Builds run at the same time.")
-@click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the build record (JSON) here. Default: the state folder's records/build.json.")
+@record_option
 @network_option
 @click.option("--dry-run", is_flag=True, help="Show what would be built or reused; build nothing.")
 @changed_option
@@ -367,62 +340,32 @@ def build(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[s
     if names is None:
         note("nothing to build")
         return
-    target = registry_mod.resolve_registry(settings, registry)
-    prepared = pipeline.prepare(settings, target, names, list(platforms))
-    options = pipeline.build_options(
-        settings, builder=builder, force=force or no_cache, no_cache=no_cache, max_parallel=max_parallel,
-        network=network,
-    )
-    with report.Board(prepared.plan, err_console) as board:
-        record = pipeline.build_stage(settings, target, prepared, options, board, note)
-    saved = pipeline.save_record(record, record_path)
-    out_console.print(report.build_summary(record))
-    out_console.print(report.index_summary(record))
-    note(f"build record: {saved}")
-    show_build_failures(record)
+    target = runner.start_registry(settings, registry)
+    options = runner.build_options(settings, builder=builder, force=force or no_cache, no_cache=no_cache,
+                                   max_parallel=max_parallel, network=network)
+    record = runner.build(settings, target, runner.prepare(settings, target, names, list(platforms)), options,
+                          ConsoleObserver(), record_path)
     if not record.ok:
         skipped = [b.key for b in record.builds if b.status == "skipped"]
-        raise FactoryError(
-            "some builds failed" + (f"; not built because of them: {', '.join(skipped)}" if skipped else "")
-        )
+        raise FactoryError("some builds failed" + (f"; not built because of them: {', '.join(skipped)}"
+                                                   if skipped else ""))
 
 
 @main.command()
 @click.pass_context
 @friendly_errors
 def lint(ctx: click.Context) -> None:
-    """Run hadolint on every rendered Dockerfile and yamllint on the variant files."""
+    """hadolint on the rendered Dockerfiles, yamllint on the variant files, shellcheck on the
+    helper scripts, Headjack's label contract, and the workflows' hjk-images commands."""
     settings = settings_of(ctx)
-    variants = pipeline.load(settings).select([])
-    rendered = render_mod.render_all(variants, settings)
-    findings = lint_mod.lint(settings, rendered, [v.path for v in variants], main)
+    variants = runner.variants_of(settings).select([])
+    rendered = render_stage.render_all(variants, settings)
+    findings = lint_stage.lint(settings, rendered, [v.path for v in variants], main)
     for finding in findings:
         note(f"[red]{finding.tool}[/] {finding.target}:\n{escape(finding.output.strip())}")
     if findings:
         raise FactoryError(f"lint found problems in {len(findings)} target(s)")
     note(f"lint clean: {len(rendered)} Dockerfiles, {len(variants)} variant files")
-
-
-def show_build_failures(record: records.BuildRecord) -> None:
-    """Each failed build with where it failed and the tail of its output."""
-    for failed in (b for b in record.builds if b.status == "failed"):
-        note(f"[red]{failed.variant} {failed.platform} failed[/]; log: {failed.log}\n{escape(failed.error or '')}")
-
-
-def show_test_results(results: records.TestResults) -> None:
-    """The per-image table, then every failure with its check named and, for a failed image, its logs."""
-    out_console.print(report.test_summary(results))
-    for image in results.images:
-        if image.deviation:
-            note(f"[yellow]{image.variant} {image.platform}: started as Headjack does, except: "
-                 f"{escape(image.deviation)}[/]")
-        if image.error:
-            note(f"[red]{image.variant} {image.platform}: {escape(image.error)}[/]")
-        for check in (c for c in image.checks if c.status == "failed"):
-            note(f"[red]{image.variant} {image.platform}: check '{escape(check.name)}' failed:[/] "
-                 f"{escape(check.detail)}")
-        if not image.passed and image.logs:
-            note(f"--- container logs ({image.variant} {image.platform}) ---\n{escape(image.logs[-3000:])}")
 
 
 @main.command("test")
@@ -445,51 +388,29 @@ def show_test_results(results: records.TestResults) -> None:
 def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...], image_ref: str | None,
              record_path: Path | None, results_path: Path | None, junit_path: Path | None, parallel: int,
              changed_since: str | None) -> None:
-    """Smoke-test built images on every platform, run the way Headjack runs them.
+    """Smoke-test built images on every platform, started the way Headjack starts them.
 
     Runs each variant's declared checks plus its ancestors', and the runtime
     check modules in variants/checks/. Exits non-zero if any check fails.
     """
     settings = settings_of(ctx)
-    variant_set = pipeline.load(settings)
+    variants = runner.variants_of(settings)
     names = selected(ctx, variant_names, changed_since)
     if names is None:
         note("nothing to test")
         return
-    variant_names = tuple(names)
+    variants.select(names)  # unknown names fail here
     if image_ref:
-        if len(variant_names) > 1:
+        if len(names) > 1:
             raise FactoryError("--image takes at most one --variant")
-        targets = pipeline.image_targets(image_ref, variant_names[0] if variant_names else None, list(platforms))
+        targets = smoke.image_targets(image_ref, names[0] if names else None, list(platforms))
     else:
-        record = records.load(record_path or pipeline.default_record_path(), records.BuildRecord)
-        variant_set.select(variant_names)  # unknown names fail here
-        targets = pipeline.test_targets(record, list(variant_names), list(platforms))
-    if not targets:
-        raise FactoryError("nothing to test: the build record has no built image for that selection")
-
-    def show(result: records.ImageResult) -> None:
-        failed = sum(c.status == "failed" for c in result.checks)
-        word = "[green]passed[/]" if result.passed else "[red]FAILED[/]"
-        note(f"{result.variant} {result.platform}: {word} ({len(result.checks)} checks, {failed} failed)")
-
-    note(f"testing {len(targets)} image(s)")
-    results = smoke.run_tests(variant_set, targets, settings.variants_dir / "checks", parallel=parallel,
-                              on_result=show)
-    saved = records.save(results, results_path or pipeline.default_results_path())
-    if junit_path:
-        junit_path.parent.mkdir(parents=True, exist_ok=True)
-        junit_path.write_text(smoke.junit_xml(results))
-    show_test_results(results)
-    note(f"test results: {saved}" + (f"; JUnit: {junit_path}" if junit_path else ""))
+        record = load(record_path or runner.default_record_path(), BuildRecord)
+        targets = smoke.targets_of(record, names, list(platforms))
+    results = runner.test(settings, variants, targets, ConsoleObserver(), parallel=parallel,
+                          results_path=results_path, junit_path=junit_path)
     if not results.passed:
         raise FactoryError("smoke tests failed")
-
-
-sign_key_option = click.option(
-    "--sign-key", type=click.Path(dir_okay=False, path_type=Path), envvar="HJK_SIGN_KEY",
-    help="cosign private key to sign what is published (password in $COSIGN_PASSWORD; also $HJK_SIGN_KEY).",
-)
 
 
 @main.command("publish")
@@ -505,8 +426,7 @@ sign_key_option = click.option(
               help="Write the release record here (default: the state folder's records/release.json).")
 @variant_option
 @sign_key_option
-@click.option("--sbom/--no-sbom", "with_sbom", default=True, show_default=True,
-              help="Make a CycloneDX SBOM per platform image and attach it in the registry.")
+@sbom_option
 @dockerfile_options
 @click.pass_context
 @friendly_errors
@@ -518,39 +438,11 @@ def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tup
     With --sign-key, each published index and its platform images are signed (cosign).
     """
     settings = settings_of(ctx)
-    record = records.load(record_path or pipeline.default_record_path(), records.BuildRecord)
-    results = records.merge_results([
-        records.load(p, records.TestResults) for p in results_paths or (pipeline.default_results_path(),)
-    ])
-    plans, release_record = pipeline.publish_stage(
-        settings, record, results, version=pipeline.release_version(settings.project_dir, version),
-        force=force, dry_run=dry_run, only=list(variant_names),
-    )
-    show_release(plans, release_record, release_path, record.repository)
-    if release_record and sign_key:
-        for signed in pipeline.sign_stage(release_record, sign_key):
-            note(f"signed {signed}")
-    if release_record and with_sbom:
-        folder = (release_path or pipeline.default_release_path()).parent / "sbom"
-        for outcome in pipeline.sbom_stage(settings, release_record, sign_key, folder):
-            note(f"SBOM {outcome.path.name} attached to {outcome.reference} as {outcome.attached_as}")
-
-
-def show_release(plans: list[publish_mod.TagPlan], release: publish_mod.ReleaseRecord | None,
-                 release_path: Path | None, repository: str) -> None:
-    if release is None:
-        for p in plans:
-            note(f"would tag {p.source} as: {', '.join(p.tags)}")
-        note("dry run: nothing changed")
-        return
-    saved = records.save(release, release_path or pipeline.default_release_path())
-    table = Table("variant", "tags", "moved", "pinned reference", title=f"published to {repository}")
-    for v in release.variants:
-        table.add_row(v.variant, ", ".join(v.tags), ", ".join(v.moved) or "(none)", v.pinned)
-    out_console.print(table)
-    for v in release.variants:
-        click.echo(v.pinned)
-    note(f"release record: {saved}")
+    record = load(record_path or runner.default_record_path(), BuildRecord)
+    results = merge_results([load(p, TestResults) for p in results_paths or (runner.default_results_path(),)])
+    request = runner.PublishRequest(version=version, force=force, dry_run=dry_run, only=list(variant_names),
+                                    sign_key=sign_key, with_sbom=with_sbom, release_path=release_path)
+    runner.publish(settings, runner.variants_of(settings), record, results, request, ConsoleObserver())
 
 
 @main.command()
@@ -564,82 +456,32 @@ def show_release(plans: list[publish_mod.TagPlan], release: publish_mod.ReleaseR
 @network_option
 @click.option("--dry-run", is_flag=True, help="Show the plan; build, test and publish nothing.")
 @sign_key_option
+@sbom_option
 @dockerfile_options
 @click.pass_context
 @friendly_errors
 def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...], registry: str | None,
             version: str | None, force: bool, max_parallel: int, network: str | None, dry_run: bool,
-            sign_key: Path | None) -> None:
+            sign_key: Path | None, with_sbom: bool) -> None:
     """The main job: render -> build -> test -> publish, stopping at the first failed stage.
 
     With no --registry and none in factory.yaml, it starts the embedded local
     registry and bootstraps the root image there.
     """
-    settings = settings_of(ctx)
     if dry_run:
         ctx.invoke(plan, variant_names=variant_names, platforms=platforms, registry=registry,
                    as_json=False, offline=False)
         return
-    stages: list[tuple[str, str]] = []
-
-    def stage(name: str, outcome: str) -> None:
-        stages.append((name, outcome))
-        note(f"[bold]== {name}: {outcome}[/]")
-
-    def finish(ok: bool) -> None:
-        table = Table("stage", "result", title="release")
-        for name, outcome in stages:
-            table.add_row(name, outcome)
-        out_console.print(table)
-        if not ok:
-            raise FactoryError(f"release stopped at stage '{stages[-1][0]}'")
-
-    target = registry_mod.resolve_registry(settings, registry)
-    stage("registry", target)
-    lockfile = lock_mod.lock_path(settings)
-    if lockfile.is_file():
-        pipeline.check_lock_before_build(settings, pipeline.load(settings))
-        stage("lock", f"{lockfile.name} current")
-    else:
-        stage("lock", f"[yellow]no {lockfile.name}: inputs are not pinned (run `hjk-images lock`)[/]")
-    prepared = pipeline.prepare(settings, target, list(variant_names), list(platforms))
-    # build contexts go to the run's own folder; the committed rendered/ is `render`'s
-    stage("render", f"{len(prepared.rendered)} Dockerfiles")
-    options = pipeline.build_options(settings, force=force, max_parallel=max_parallel, network=network)
-    with report.Board(prepared.plan, err_console) as board:
-        record = pipeline.build_stage(settings, target, prepared, options, board, note)
-    pipeline.save_record(record, None)
-    out_console.print(report.build_summary(record))
-    show_build_failures(record)
-    built = sum(b.status == "built" for b in record.builds)
-    stage("build", f"{built} built, {sum(b.status == 'reused' for b in record.builds)} reused"
-          + ("" if record.ok else ", [red]FAILED[/]"))
-    if not record.ok:
-        finish(False)
-    variant_set = pipeline.load(settings)
-    results = smoke.run_tests(variant_set, pipeline.test_targets(record, [], []),
-                              settings.variants_dir / "checks", parallel=max_parallel)
-    records.save(results, pipeline.default_results_path())
-    show_test_results(results)
-    stage("test", f"{len(results.images)} images" + (" passed" if results.passed else ", [red]FAILED[/]"))
-    if not results.passed:
-        finish(False)
-    plans, release_record = pipeline.publish_stage(
-        settings, record, results, version=pipeline.release_version(settings.project_dir, version),
-        force=force, dry_run=False,
+    request = runner.ReleaseRequest(
+        registry=registry, variant_names=list(variant_names), platforms=list(platforms), force=force,
+        max_parallel=max_parallel, network=network,
+        publish=runner.PublishRequest(version=version, force=force, sign_key=sign_key, with_sbom=with_sbom),
     )
-    show_release(plans, release_record, None, record.repository)
-    moved = sum(len(v.moved) for v in release_record.variants) if release_record else 0
-    stage("publish", f"{len(plans)} variants, {moved} tags moved")
-    if sign_key and release_record:
-        signed = pipeline.sign_stage(release_record, sign_key)
-        stage("sign", f"{len(signed)} indexes and their platform images signed")
-    else:
-        stage("sign", "[yellow]not signed: no --sign-key (CI signs keyless)[/]")
-    if release_record:
-        boms = pipeline.sbom_stage(settings, release_record, sign_key, pipeline.default_release_path().parent / "sbom")
-        stage("sbom", f"{len(boms)} SBOMs attached ({', '.join(sorted({b.attached_as for b in boms}))})")
-    finish(True)
+    observer = ConsoleObserver(show_indexes=False)
+    try:
+        runner.release(settings_of(ctx), request, observer)
+    finally:
+        stage_table(observer.stages)
 
 
 @main.command()
@@ -653,12 +495,15 @@ def merge(ctx: click.Context, record_files: tuple[Path, ...], record_path: Path 
 
     Refuses a variant whose declared platforms are not all built.
     """
-    settings = settings_of(ctx)
-    declared = {v.name: list(v.platforms) for v in pipeline.load(settings)}
-    merged = build_mod.merge([records.load(p, records.BuildRecord) for p in record_files], declared)
-    saved = pipeline.save_record(merged, record_path)
+    declared = {v.name: list(v.platforms) for v in runner.variants_of(settings_of(ctx))}
+    merged = build_stage.merge([load(p, BuildRecord) for p in record_files], declared)
+    saved = save_record(merged, record_path)
     out_console.print(report.index_summary(merged))
     note(f"merged build record: {saved}")
+
+
+def save_record(record: BuildRecord, path: Path | None) -> Path:
+    return save(record, path or runner.default_record_path())
 
 
 @main.command()
@@ -668,7 +513,7 @@ def merge(ctx: click.Context, record_files: tuple[Path, ...], record_path: Path 
 @friendly_errors
 def verify(reference: str, key: Path | None) -> None:
     """Check the cosign signature of REFERENCE (an index or image, best by digest)."""
-    note(escape(sign_mod.verify(reference, key)))
+    note(escape(sign.verify(reference, key)))
     click.echo(f"verified: {reference}")
 
 
@@ -694,25 +539,12 @@ def login(registry: str, username: str, password_stdin: bool) -> None:
 def new_variant(ctx: click.Context, name: str, parent: str) -> None:
     """Write a commented starting variant file NAME.yaml and its check module, then say what to run."""
     settings = settings_of(ctx)
-    variant_set = pipeline.load(settings)
-    written = scaffold.new_variant(settings.variants_dir, name, parent, variant_set)
-    try:
-        pipeline.load(settings)[name]  # the scaffold must itself be valid
-    except FactoryError:
-        for path in written:
-            path.unlink()
-        raise
+    written = scaffold.new_variant(settings.variants_dir, name, parent, runner.variants_of(settings),
+                                   validate=lambda: runner.variants_of(settings)[name])
     for path in written:
         click.echo(str(path))
-    note(
-        "next:\n"
-        f"  edit {written[0]}\n"
-        f"  hjk-images plan --variant {name}\n"
-        f"  hjk-images render --variant {name}\n"
-        f"  hjk-images build --variant {name}\n"
-        f"  hjk-images test --variant {name}\n"
-        f"  hjk-images release --variant {name}"
-    )
+    steps = ("plan", "render", "build", "test", "release")
+    note("next:\n" + f"  edit {written[0]}\n" + "\n".join(f"  hjk-images {s} --variant {name}" for s in steps))
 
 
 @main.command("lock")
@@ -731,47 +563,29 @@ def lock_cmd(ctx: click.Context, check: bool, update: bool, only: str | None, de
     keeps what each image actually installed, and says what changed since last time.
     """
     settings = settings_of(ctx)
-    variants = pipeline.load(settings)
-    path = lock_mod.lock_path(settings)
+    variants = runner.variants_of(settings)
+    path = lock_stage.lock_path(settings)
     if debian_from:
-        locked = lock_mod.read(path)
-        record = records.load(debian_from, records.BuildRecord)
-        now = pipeline.debian_versions(record)
-        drift = lock_mod.debian_drift(locked.get("debian", {}), now)
-        lock_mod.write(path, {**locked, "debian": now})
-        for line in drift:
-            click.echo(line)
-        note(f"{path}: Debian packages of {len(now)} images recorded, {len(drift)} changed")
-        return
-    if check:
-        locked = lock_mod.read(path)
-        current = lock_mod.resolve(settings, variants, verify_tools=False)
-        diff = lock_mod.differences(locked, current)
-        if diff:
-            for line in lock_mod.moves(lock_mod.pinned(locked), current):
+        installed = runner.debian_versions(load(debian_from, BuildRecord))
+        drift = lock_stage.record_debian(path, installed)
+        echo_lines(drift)
+        note(f"{path}: Debian packages of {len(installed)} images recorded, {len(drift)} changed")
+    elif check:
+        stale = lock_stage.staleness(settings, variants)
+        if stale.diff:
+            for line in stale.moves:
                 note(line)
-            click.echo("\n".join(diff))
+            echo_lines(stale.diff)
             raise FactoryError(f"{path} is stale: run `hjk-images lock --update` and commit it")
         note(f"{path} is current")
-        return
-    current = lock_mod.resolve(settings, variants)
-    previous = lock_mod.read(path) if path.is_file() else {"root": {}, "tools": {}}
-    if "debian" in previous:
-        current["debian"] = previous["debian"]  # the record of installed packages stays
-    if only:
-        merged = {**previous, "schema": 1}
-        if only == "root":
-            merged["root"] = current["root"]
-        else:
-            merged["tools"] = {
-                v: {n: (current["tools"].get(v, {}).get(n) if n == only else e) for n, e in entries.items()}
-                for v, entries in previous.get("tools", {}).items()
-            }
-        current = merged
-    moved = lock_mod.moves(previous, current)
-    lock_mod.write(path, current)
-    for line in moved:
+    else:
+        moved = lock_stage.update(settings, variants, only)
+        echo_lines(moved)
+        note(f"{path}: " + (f"{len(moved)} pin(s) moved" if moved else "nothing moved"))
+        if update and not moved:
+            note("every pin is current")
+
+
+def echo_lines(lines: list[str]) -> None:
+    for line in lines:
         click.echo(line)
-    note(f"{path}: " + (f"{len(moved)} pin(s) moved" if moved else "nothing moved"))
-    if update and not moved:
-        note("every pin is current")

@@ -1,44 +1,109 @@
-"""Composes the stages: variants -> render -> plan -> build (-> test -> publish).
+"""The runner: the stages composed, each taking the previous stage's record.
 
-The CLI calls these; each stage module stays ignorant of the others' internals
-and hands on records.
+    variants -> render -> plan -> build (BuildRecord) -> test (TestResults)
+             -> publish (ReleaseRecord) -> sign -> SBOM
+
+`build`, `test`, `publish` and `release` here are what the CLI's commands of the
+same names call (and `make ci-local` calls those commands), so the release can't
+drift from the single commands. What is shown to the user goes through an
+`Observer`: the runner decides, the CLI prints.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import tarfile
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol, TypeVar
 
-from builder.engine import commands as tools
-from builder.engine import cosign as sign
-from builder.engine import extra_ca, oci, state
-from builder.model import headjack, records
+from builder.engine import extra_ca, git, oci, state
+from builder.engine import registry as registries
+from builder.engine.contents import read_contents
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
 from builder.model.graph import Plan
 from builder.model.loading import load_model
-from builder.model.records import BuildRecord
+from builder.model.records import BuildRecord, ImageResult, ReleaseRecord, TagPlan, TestResults, save
 from builder.model.rendered import RenderedVariant
 from builder.model.variants import Checks, VariantFile, VariantSet, load_variant_files, resolve
-from builder.stages import build as build_mod
-from builder.stages import lock, publish, sbom, smoke
-from builder.stages import root as rootfs
+from builder.stages import build as build_stage
+from builder.stages import lock, root, sbom, sign, smoke
+from builder.stages import publish as publish_stage
 from builder.stages.plan import make_plan, repository, with_ancestors
 from builder.stages.render import dockerfile_parent, render_all
 
 
-@dataclass(frozen=True)
-class Prepared:
-    rendered: dict[str, RenderedVariant]
-    plan: Plan
+class Observer(Protocol):
+    """What the runner tells whoever shows its progress."""
+
+    def note(self, message: str) -> None: ...
+    def board(self, plan: Plan) -> AbstractContextManager[build_stage.Listener]: ...
+    def built(self, record: BuildRecord, saved: Path) -> None: ...
+    def image_tested(self, result: ImageResult) -> None: ...
+    def tested(self, results: TestResults, saved: Path, junit: Path | None) -> None: ...
+    def published(self, plans: list[TagPlan], release: ReleaseRecord | None,
+                  repository: str, saved: Path | None) -> None: ...
+    def stage(self, name: str, outcome: str) -> None: ...
 
 
-def load(settings: Settings) -> VariantSet:
+class Quiet:
+    """An observer that shows nothing (library use, tests)."""
+
+    def note(self, message: str) -> None:
+        pass
+
+    def board(self, plan: Plan) -> AbstractContextManager[build_stage.Listener]:
+        def ignore(_key: str, _status: str, _detail: str) -> None:
+            pass
+        return nullcontext(ignore)
+
+    def built(self, record: BuildRecord, saved: Path) -> None:
+        pass
+
+    def image_tested(self, result: ImageResult) -> None:
+        pass
+
+    def tested(self, results: TestResults, saved: Path, junit: Path | None) -> None:
+        pass
+
+    def published(self, plans: list[TagPlan], release: ReleaseRecord | None,
+                  repository: str, saved: Path | None) -> None:
+        pass
+
+    def stage(self, name: str, outcome: str) -> None:
+        pass
+
+
+class StageFailed(FactoryError):
+    """A stage of the release failed; the stages before it are listed in `stages`."""
+
+    def __init__(self, stage: str, stages: list[tuple[str, str]]) -> None:
+        super().__init__(f"release stopped at stage '{stage}'")
+        self.stage = stage
+        self.stages = stages
+
+
+# --- where records live ----------------------------------------------------------
+
+def default_record_path() -> Path:
+    return state.subdir("records") / "build.json"
+
+
+def default_results_path() -> Path:
+    return state.subdir("records") / "test.json"
+
+
+def default_release_path() -> Path:
+    return state.subdir("records") / "release.json"
+
+
+# --- variants and the registry ------------------------------------------------------
+
+def variants_of(settings: Settings) -> VariantSet:
     """The project's variants, plus a team's Dockerfile as one more when one was given."""
     files = load_variant_files(settings.variants_dir)
     if settings.dockerfile_variant is not None:
@@ -55,202 +120,49 @@ def load(settings: Settings) -> VariantSet:
     return resolve(files, list(settings.config.platforms))
 
 
-def prepare(
-    settings: Settings, registry: str, variant_names: list[str], platforms: list[str],
-) -> Prepared:
-    variant_set = load(settings)
-    chosen = with_ancestors(variant_set, variant_set.select(variant_names))
-    rendered = render_all(chosen, settings)
-    plan = make_plan(chosen, rendered, repository(settings, registry), platforms or None)
-    return Prepared(rendered, plan)
+def registry_address(settings: Settings, override: str | None) -> str:
+    """The registry a command talks to: --registry, the config's, or the embedded one's address.
+    A look-up only: nothing is started."""
+    return registries.chosen(settings, override) or registries.embedded(settings).address
 
 
-def git_revision(project: Path) -> tuple[str, int | None]:
-    """(commit sha, commit time) of the project, or ('unknown', None) outside git."""
-    proc = tools.run(["git", "-C", str(project), "log", "-1", "--format=%H %ct"], check=False)
-    if proc.returncode != 0 or not proc.stdout.strip():
-        return "unknown", None
-    sha, epoch = proc.stdout.split()
-    return sha, int(epoch)
-
-
-def default_record_path() -> Path:
-    return state.subdir("records") / "build.json"
-
-
-def build_stage(
-    settings: Settings, registry: str, prepared: Prepared, options: build_mod.BuildOptions,
-    listener: build_mod.Listener, report: Callable[[str], None],
-) -> BuildRecord:
-    check_lock_before_build(settings, load(settings))
-    platforms = sorted({j.platform for j in prepared.plan.jobs})
-    root = rootfs.resolve_root(settings, registry, platforms, report, lock.locked_root(settings))
-    return build_mod.build(settings, prepared.plan, root, prepared.rendered, registry, options, listener)
-
-
-def build_options(settings: Settings, **overrides: object) -> build_mod.BuildOptions:
-    """Options for a build; `created` comes from SOURCE_DATE_EPOCH, else the commit time."""
-    revision, epoch = git_revision(settings.project_dir)
-    if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
-        epoch = int(os.environ["SOURCE_DATE_EPOCH"])
-    values: dict[str, object] = {
-        "revision": revision, "created": build_mod.created_timestamp(epoch),
-        "extra_ca": extra_ca.bundle_path(settings),
-    }
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return build_mod.BuildOptions(**values)  # type: ignore[arg-type]
-
-
-def save_record(record: BuildRecord, path: Path | None) -> Path:
-    return records.save(record, path or default_record_path())
-
-
-def root_reference(settings: Settings, registry: str) -> str:
-    """The root image's tag (bootstrap) or reference, before it is pinned."""
-    root = settings.config.root
-    if root.source == "bootstrap":
-        return f"{rootfs.root_repository(settings, registry)}:{root.bootstrap.suite}"
-    assert root.reference is not None
-    return root.reference
-
-
-def default_results_path() -> Path:
-    return state.subdir("records") / "test.json"
-
-
-def test_targets(
-    record: BuildRecord, variant_names: list[str], platforms: list[str],
-) -> list[smoke.Target]:
-    """Every image the record built or reused, narrowed to the asked variants and platforms."""
-    root_repo = record.root.reference.split("@", 1)[0].rsplit(":", 1)[0]
-    targets = []
-    for b in record.builds:
-        if variant_names and b.variant not in variant_names:
-            continue
-        if platforms and b.platform not in platforms:
-            continue
-        if b.digest is None:
-            continue  # failed or skipped builds have nothing to test
-        root_digest = record.root.platforms.get(b.platform)
-        targets.append(smoke.Target(
-            variant=b.variant, platform=b.platform, reference=f"{record.repository}@{b.digest}",
-            root_reference=f"{root_repo}@{root_digest}" if root_digest else None,
-        ))
-    return targets
-
-
-def image_targets(reference: str, variant: str | None, platforms: list[str]) -> list[smoke.Target]:
-    """Targets for any image reference: an index (one per platform) or a single image."""
-    info = oci.inspect(reference)
-    repo = build_mod.repo_of(reference)
-    available = info.platforms or {}
-    wanted = platforms or list(available)
-    missing = [p for p in wanted if p not in available]
-    if missing:
-        raise FactoryError(
-            f"image {reference} has no image for {', '.join(missing)} (it has: {', '.join(available) or 'none'})"
-        )
-    targets = []
-    for platform in wanted:
-        single = f"{repo}@{available[platform]}"
-        name = variant or smoke.ImageFacts.of(single, platform).labels.get(headjack.VARIANT_LABEL)
-        if not name:
-            raise FactoryError(f"image {reference} has no {headjack.VARIANT_LABEL} label: name it with --variant")
-        targets.append(smoke.Target(variant=name, platform=platform, reference=single))
-    return targets
-
-
-def release_version(project: Path, explicit: str | None) -> str | None:
-    """--version, else a git tag images/vX.Y.Z on HEAD, else none."""
-    if explicit:
-        return explicit.removeprefix("v")
-    proc = tools.run(["git", "-C", str(project), "describe", "--tags", "--exact-match", "--match", "images/v*", "HEAD"],
-                     check=False)
-    tag = proc.stdout.strip()
-    return tag.removeprefix("images/v") if proc.returncode == 0 and tag else None
-
-
-def default_release_path() -> Path:
-    return state.subdir("records") / "release.json"
-
-
-def publish_stage(
-    settings: Settings, record: BuildRecord, results: records.TestResults, *, version: str | None,
-    force: bool, dry_run: bool, today: dt.date | None = None, only: list[str] | None = None,
-) -> tuple[list[publish.TagPlan], publish.ReleaseRecord | None]:
-    variant_set = load(settings)
-    wanted = {i.name for i in record.variants if not only or i.name in only}
-    variant_set.select(only or [])  # unknown names fail here
-    declared = {v.name: list(v.platforms) for v in variant_set if v.name in wanted}
-    plans = publish.plan_publish(record, results, declared, settings.config.tags, version,
-                                 today or dt.datetime.now(dt.UTC).date(), force)
-    if dry_run:
-        return plans, None
-    published = publish.apply(plans, record.repository)
-    release = publish.ReleaseRecord(
-        created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), revision=record.revision,
-        version=version, repository=record.repository, variants=published,
-    )
-    return plans, release
-
-
-def sign_stage(release: publish.ReleaseRecord, key: Path | None) -> list[str]:
-    """Sign every published index (recursively: its platform images too) by digest."""
-    signed = []
-    for variant in release.variants:
-        reference = f"{variant.repository}@{variant.index_digest}"
-        sign.sign(reference, key)
-        signed.append(reference)
-    return signed
+def start_registry(settings: Settings, override: str | None) -> str:
+    """The registry a pipeline run pushes to, starting the embedded one when none is named."""
+    named = registries.chosen(settings, override)
+    return named or registries.embedded(settings).up().address
 
 
 @dataclass(frozen=True)
-class SbomOutcome:
-    variant: str
-    platform: str
-    reference: str
-    path: Path
-    attached_as: str
+class Prepared:
+    variants: VariantSet
+    rendered: dict[str, RenderedVariant]
+    plan: Plan
 
 
-def sbom_stage(settings: Settings, release: publish.ReleaseRecord, key: Path | None, folder: Path) -> list[SbomOutcome]:
-    """An SBOM per published platform image: saved under FOLDER and attached in the registry."""
-    variant_set = load(settings)
-    folder.mkdir(parents=True, exist_ok=True)
-    outcomes = []
-    for published in release.variants:
-        variant = variant_set[published.variant]
-        for platform, digest in sorted(published.platforms.items()):
-            reference = f"{published.repository}@{digest}"
-            document = sbom.make_sbom(variant, platform, reference, sbom.read_contents(reference, platform))
-            path = folder / f"{published.variant}-{platform.split('/')[1]}.cdx.json"
-            path.write_text(document)
-            how = sbom.attach(reference, path, key)
-            outcomes.append(SbomOutcome(published.variant, platform, reference, path, how))
-    return outcomes
+def prepare(settings: Settings, registry: str, variant_names: list[str], platforms: list[str]) -> Prepared:
+    """Render the selection (and its ancestors) and plan its builds."""
+    variant_set = variants_of(settings)
+    chosen = with_ancestors(variant_set, variant_set.select(variant_names))
+    rendered = render_all(chosen, settings)
+    plan = make_plan(chosen, rendered, repository(settings, registry), platforms or None)
+    return Prepared(variant_set, rendered, plan)
 
 
-def changed_since(settings: Settings, ref: str) -> list[str]:
+def changed_variants(settings: Settings, ref: str) -> list[str]:
     """Variants whose rendered build context differs from the one at git REF, plus their children.
 
     Rendering both sides catches every cause: a variant file, a template, a
     partial, a fragment or a file COPY'd into the image.
     """
     with tempfile.TemporaryDirectory(prefix="hjk-base-") as tmp:
-        tree, archive = Path(tmp) / "tree", Path(tmp) / "tree.tar"
-        result = tools.run(["git", "-C", str(settings.project_dir), "archive", "--format=tar", "-o", str(archive),
-                            ref], check=False)
-        if result.returncode != 0:
-            raise FactoryError(f"can't read git ref '{ref}': {result.stderr.strip()}")
-        with tarfile.open(archive) as tar:
-            tar.extractall(tree, filter="data")
-        before_settings = settings.model_copy(update={"project_dir": tree})
+        before_settings = settings.model_copy(update={"project_dir": git.export_tree(settings.project_dir, ref,
+                                                                                     Path(tmp))})
         try:
-            before_set = load(before_settings)
-            before = {name: r.content_hash() for name, r in render_all(list(before_set), before_settings).items()}
+            before_set = variants_of(before_settings)
+            before = {n: r.content_hash() for n, r in render_all(list(before_set), before_settings).items()}
         except FactoryError:
             before = {}  # the old tree does not load (no variants yet, say): everything is new
-    now_set = load(settings)
+    now_set = variants_of(settings)
     now = {name: r.content_hash() for name, r in render_all(list(now_set), settings).items()}
     changed = {name for name, digest in now.items() if before.get(name) != digest}
     for name in list(changed):
@@ -258,12 +170,222 @@ def changed_since(settings: Settings, ref: str) -> list[str]:
     return [v.name for v in now_set if v.name in changed]
 
 
-def check_lock_before_build(settings: Settings, variants: VariantSet) -> None:
-    stale = lock.stale_tools(settings, variants)
-    if stale:
-        raise FactoryError(
-            f"{lock.lock_path(settings)} is stale for {', '.join(stale)}: run `hjk-images lock` and commit it"
+def predict(settings: Settings, registry: str, plan: Plan) -> dict[str, str]:
+    """What a build would do per job, asking the registry; empty when it can't be asked."""
+    if not registries.reachable(registry):
+        return {}
+    root_ref = root.root_reference(settings, registry)
+    root_platforms = oci.inspect(root_ref).platforms if oci.exists(root_ref) else None
+    return build_stage.predict(plan, root_platforms)
+
+
+# --- the stages --------------------------------------------------------------------
+
+def build_options(settings: Settings, **overrides: object) -> build_stage.BuildOptions:
+    """Options for a build; `created` comes from SOURCE_DATE_EPOCH, else the commit time."""
+    revision, epoch = git.revision(settings.project_dir)
+    if os.environ.get("SOURCE_DATE_EPOCH", "").isdigit():
+        epoch = int(os.environ["SOURCE_DATE_EPOCH"])
+    values: dict[str, object] = {
+        "revision": revision, "created": build_stage.created_timestamp(epoch),
+        "extra_ca": extra_ca.bundle_path(settings),
+    }
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    return build_stage.BuildOptions(**values)  # type: ignore[arg-type]
+
+
+def build(
+    settings: Settings, registry: str, prepared: Prepared, options: build_stage.BuildOptions,
+    observer: Observer, record_path: Path | None = None, *, check_lock: bool = True,
+) -> BuildRecord:
+    """Lock the state folder, check the lockfile (unless the caller just did), resolve the
+    root, build the plan, save the record (also when builds failed)."""
+    with state.exclusive("build", wait=False):  # held from the root on: two runs never interleave
+        if check_lock:
+            lock.check_before_build(settings, prepared.variants)
+        platforms = sorted({j.platform for j in prepared.plan.jobs})
+        root_image = root.resolve_root(settings, registry, platforms, observer.note, lock.locked_root(settings))
+        with observer.board(prepared.plan) as listener:
+            record = build_stage.build(settings, prepared.plan, root_image, prepared.rendered, registry,
+                                       options, listener)
+    saved = save(record, record_path or default_record_path())
+    observer.built(record, saved)
+    return record
+
+
+def test(
+    settings: Settings, variants: VariantSet, targets: list[smoke.Target], observer: Observer, *,
+    parallel: int = 2, results_path: Path | None = None, junit_path: Path | None = None,
+) -> TestResults:
+    """Smoke-test TARGETS; save the results (and JUnit XML when asked)."""
+    if not targets:
+        raise FactoryError("nothing to test: the build record has no built image for that selection")
+    observer.note(f"testing {len(targets)} image(s)")
+    results = smoke.run_tests(variants, targets, settings.variants_dir / "checks", parallel=parallel,
+                              on_result=observer.image_tested)
+    saved = save(results, results_path or default_results_path())
+    if junit_path:
+        junit_path.parent.mkdir(parents=True, exist_ok=True)
+        junit_path.write_text(smoke.junit_xml(results))
+    observer.tested(results, saved, junit_path)
+    return results
+
+
+@dataclass(frozen=True)
+class PublishRequest:
+    version: str | None = None
+    force: bool = False
+    dry_run: bool = False
+    only: list[str] = field(default_factory=list)
+    sign_key: Path | None = None
+    with_sbom: bool = True
+    release_path: Path | None = None
+
+
+def publish(
+    settings: Settings, variants: VariantSet, record: BuildRecord, results: TestResults,
+    request: PublishRequest, observer: Observer,
+) -> ReleaseRecord | None:
+    """Move the tags to tested indexes, then sign and attach SBOMs; None on a dry run."""
+    variants.select(request.only)  # unknown names fail here
+    wanted = {i.name for i in record.variants if not request.only or i.name in request.only}
+    declared = {v.name: list(v.platforms) for v in variants if v.name in wanted}
+    version = request.version.removeprefix("v") if request.version else git.release_tag_version(settings.project_dir)
+    with state.exclusive("publish", wait=False):
+        plans = publish_stage.plan_publish(record, results, declared, settings.config.tags, version,
+                                     dt.datetime.now(dt.UTC).date(), request.force)
+        if request.dry_run:
+            observer.published(plans, None, record.repository, None)
+            return None
+        release = ReleaseRecord(
+            created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), revision=record.revision,
+            version=version, repository=record.repository, variants=publish_stage.apply(plans, record.repository),
         )
+    release_path = request.release_path or default_release_path()
+    saved = save(release, release_path)
+    observer.published(plans, release, record.repository, saved)
+    moved = sum(len(v.moved) for v in release.variants)
+    observer.stage("publish", f"{len(plans)} variant(s), {moved} tags moved")
+    if request.sign_key:
+        signed = sign.sign_release(release, request.sign_key)
+        for reference in signed:
+            observer.note(f"signed {reference}")
+        observer.stage("sign", f"{len(signed)} indexes and their platform images signed")
+    else:
+        observer.stage("sign", "[yellow]not signed: no --sign-key (CI signs keyless)[/]")
+    if request.with_sbom:
+        boms = sbom.attach_all(variants, release, request.sign_key, release_path.parent / "sbom")
+        for outcome in boms:
+            observer.note(f"SBOM {outcome.path.name} attached to {outcome.reference} as {outcome.attached_as}")
+        how = ", ".join(sorted({b.attached_as for b in boms}))
+        observer.stage("sbom", f"{len(boms)} SBOMs attached" + (f" ({how})" if how else ""))
+    else:
+        observer.stage("sbom", "[yellow]no SBOMs: --no-sbom[/]")
+    return release
+
+
+@dataclass(frozen=True)
+class ReleaseRequest:
+    registry: str | None = None
+    variant_names: list[str] = field(default_factory=list)
+    platforms: list[str] = field(default_factory=list)
+    force: bool = False
+    max_parallel: int = 2
+    network: str | None = None
+    publish: PublishRequest = field(default_factory=PublishRequest)
+
+
+def release(settings: Settings, request: ReleaseRequest, observer: Observer) -> ReleaseRecord:
+    """The main job: registry -> render -> build -> test -> publish (sign, SBOM), in order,
+    stopping at the first failed stage (StageFailed carries the stages run so far)."""
+    stages = _StageTable(observer)
+    target = stages.run("registry", lambda: _shown(start_registry(settings, request.registry)))
+    prepared = prepare(settings, target, request.variant_names, request.platforms)
+    stages.run("lock", lambda: ((), _lock_checked(settings, prepared.variants)))
+    # build contexts go to the run's own folder; the committed rendered/ is `render`'s
+    stages.stage("render", f"{len(prepared.rendered)} Dockerfiles")
+    options = build_options(settings, force=request.force, max_parallel=request.max_parallel,
+                            network=request.network)
+    record = stages.run("build", lambda: _built(build(settings, target, prepared, options, stages,
+                                                      check_lock=False)))
+    targets = smoke.targets_of(record, [], [])
+    results = stages.run("test", lambda: _passed(test(settings, prepared.variants, targets, stages,
+                                                      parallel=request.max_parallel)))
+    # a release publishes what was asked for, like `publish --variant`; ancestors were only built on
+    ask = PublishRequest(**{**request.publish.__dict__, "only": list(request.variant_names)})
+    published = stages.run("publish", lambda: (publish(settings, prepared.variants, record, results, ask, stages),
+                                               ""), record_outcome=False)
+    assert published is not None, "a release never publishes as a dry run"
+    return published
+
+
+T = TypeVar("T")
+
+
+def _shown(address: str) -> tuple[str, str]:
+    return address, address
+
+
+def _lock_checked(settings: Settings, variants: VariantSet) -> str:
+    lockfile = lock.lock_path(settings)
+    if not lockfile.is_file():
+        return f"[yellow]no {lockfile.name}: inputs are not pinned (run `hjk-images lock`)[/]"
+    lock.check_before_build(settings, variants)
+    return f"{lockfile.name} current"
+
+
+def _built(record: BuildRecord) -> tuple[BuildRecord, str]:
+    counts = f"{record.count('built')} built, {record.count('reused')} reused"
+    if not record.ok:
+        raise FactoryError(f"{counts}; some builds failed")
+    return record, counts
+
+
+def _passed(results: TestResults) -> tuple[TestResults, str]:
+    if not results.passed:
+        raise FactoryError(f"{len(results.images)} images, some failed their smoke tests")
+    return results, f"{len(results.images)} images passed"
+
+
+class _StageTable:
+    """Passes everything on to the observer, and keeps the release's table of stages."""
+
+    def __init__(self, observer: Observer) -> None:
+        self._observer = observer
+        self.rows: list[tuple[str, str]] = []
+
+    def run(self, name: str, action: Callable[[], tuple[T, str]], *, record_outcome: bool = True) -> T:
+        try:
+            value, outcome = action()
+        except FactoryError as exc:
+            self.stage(name, f"[red]FAILED[/]: {exc}")
+            raise StageFailed(name, self.rows) from exc
+        if record_outcome:
+            self.stage(name, outcome)
+        return value
+
+    def stage(self, name: str, outcome: str) -> None:
+        self.rows.append((name, outcome))
+        self._observer.stage(name, outcome)
+
+    def note(self, message: str) -> None:
+        self._observer.note(message)
+
+    def board(self, plan: Plan) -> AbstractContextManager[build_stage.Listener]:
+        return self._observer.board(plan)
+
+    def built(self, record: BuildRecord, saved: Path) -> None:
+        self._observer.built(record, saved)
+
+    def image_tested(self, result: ImageResult) -> None:
+        self._observer.image_tested(result)
+
+    def tested(self, results: TestResults, saved: Path, junit: Path | None) -> None:
+        self._observer.tested(results, saved, junit)
+
+    def published(self, plans: list[TagPlan], release: ReleaseRecord | None,
+                  repository: str, saved: Path | None) -> None:
+        self._observer.published(plans, release, repository, saved)
 
 
 def debian_versions(record: BuildRecord) -> dict[str, dict[str, str]]:
@@ -271,6 +393,6 @@ def debian_versions(record: BuildRecord) -> dict[str, dict[str, str]]:
     found = {}
     for b in record.builds:
         if b.digest:
-            contents = sbom.read_contents(f"{record.repository}@{b.digest}", b.platform)
+            contents = read_contents(f"{record.repository}@{b.digest}", b.platform)
             found[f"{b.variant} {b.platform}"] = {name: version for name, version, _ in contents.debian}
     return found

@@ -60,3 +60,15 @@ def verify(reference: str, key: Path | None) -> str:
         reason = (result.stderr or result.stdout).strip().splitlines()
         raise FactoryError(f"signature of {reference} does not verify: {reason[-1] if reason else 'no reason given'}")
     return (result.stderr or result.stdout).strip()
+
+
+def attach_sbom(reference: str, sbom_file: Path, key: Path | None) -> str:
+    """Attach SBOM_FILE to REFERENCE: a signed attestation with a key, else a plain OCI artifact."""
+    insecure = insecure_flags(reference)
+    if key is not None:
+        tools.run(["cosign", "attest", "--yes", "--key", str(key), "--tlog-upload=false", "--type", "cyclonedx",
+                   "--predicate", str(sbom_file), *insecure, reference], env=key_env(), timeout=300)
+        return "attestation"
+    tools.run(["cosign", "attach", "sbom", "--sbom", str(sbom_file), "--type", "cyclonedx", *insecure, reference],
+              timeout=300)
+    return "artifact"

@@ -91,3 +91,12 @@ def image_size(reference: str) -> int:
     config = manifest.get("config")
     blobs = [*(layers if isinstance(layers, list) else []), config]
     return sum(int(blob.get("size", 0)) for blob in blobs if isinstance(blob, dict))
+
+
+def repository_of(reference: str) -> str:
+    """'host/ns/name:tag' or 'host/ns/name@sha' -> 'host/ns/name'."""
+    name = reference.split("@", 1)[0]
+    last = name.rsplit("/", 1)
+    if ":" in last[-1]:
+        name = name.rsplit(":", 1)[0]
+    return name

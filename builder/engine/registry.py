@@ -1,6 +1,7 @@
 """The embedded OCI registry: a real `registry` (distribution) process on 127.0.0.1.
 
-Pipeline commands given no registry use it, starting it when needed. Its data,
+Pipeline commands given no registry use it; the runner starts it, as a step of
+its own, when a run needs it. Its data,
 config, log and pid live under the state folder.
 """
 
@@ -167,12 +168,10 @@ def embedded(settings: Settings, port: int | None = None) -> EmbeddedRegistry:
     return EmbeddedRegistry(port or settings.config.embedded_registry.port)
 
 
-def resolve_registry(settings: Settings, override: str | None) -> str:
-    """The registry a pipeline command pushes to: --registry, the config, or the embedded one."""
-    chosen = override or settings.config.registry
-    if chosen:
-        return chosen.rstrip("/")
-    return embedded(settings).up().address
+def chosen(settings: Settings, override: str | None) -> str | None:
+    """The registry named by --registry or the config, if any; a look-up, nothing is started."""
+    named = override or settings.config.registry
+    return named.rstrip("/") if named else None
 
 
 def reachable(address: str) -> bool:

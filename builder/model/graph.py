@@ -76,3 +76,15 @@ def index_tag(repository: str, variant: str, identities: list[str]) -> str:
     """Staging tag of a variant's joined index, named by its platforms' identities."""
     joined = hashlib.sha256("".join(sorted(identities)).encode()).hexdigest()[:16]
     return f"{repository}:build-{variant}-{joined}"
+
+
+@dataclass(frozen=True)
+class RootImage:
+    reference: str
+    """The index tag, e.g. localhost:5000/gilmanlab/headjack-root:trixie."""
+    digest: str
+    platforms: dict[str, str]
+
+    @property
+    def pinned(self) -> str:
+        return f"{self.reference}@{self.digest}"

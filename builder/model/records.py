@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
@@ -65,6 +66,10 @@ class BuildRecord(Record):
     root: RootRecord
     builds: list[PlatformBuild]
     variants: list[VariantIndex]
+
+    def count(self, status: str) -> int:
+        """How many platform builds ended with STATUS (built, reused, failed, skipped)."""
+        return sum(b.status == status for b in self.builds)
 
     @property
     def ok(self) -> bool:
@@ -160,3 +165,36 @@ class TestResults(Record):
 def merge_results(parts: list[TestResults]) -> TestResults:
     """Test results of several runs (one per platform runner) as one."""
     return TestResults(run_id="+".join(p.run_id for p in parts), images=[i for p in parts for i in p.images])
+
+
+class PublishedVariant(Record):
+    variant: str
+    repository: str
+    index_digest: str
+    platforms: dict[str, str]
+    tags: list[str]
+    moved: list[str]
+    """Tags that pointed elsewhere (or nowhere) before this publish."""
+
+    @property
+    def pinned(self) -> str:
+        return f"{self.repository}:{self.tags[0]}@{self.index_digest}"
+
+
+class ReleaseRecord(Record):
+    schema_version: int = 1
+    created: str
+    revision: str
+    version: str | None
+    repository: str
+    variants: list[PublishedVariant]
+
+
+@dataclass(frozen=True)
+class TagPlan:
+    variant: str
+    source: str
+    """repository@index-digest to tag."""
+    index_digest: str
+    platforms: dict[str, str]
+    tags: list[str]

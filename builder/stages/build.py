@@ -18,10 +18,9 @@ from builder.engine import buildx, oci, state
 from builder.engine import commands as tools
 from builder.model.config import Settings, arch_of
 from builder.model.errors import FactoryError
-from builder.model.graph import IDENTITY_LABEL, Job, Plan, identity, index_tag, staging_tag
+from builder.model.graph import IDENTITY_LABEL, Job, Plan, RootImage, identity, index_tag, staging_tag
 from builder.model.records import BuildRecord, PlatformBuild, RootRecord, VariantIndex
 from builder.model.rendered import RenderedVariant, locate_failure
-from builder.stages.root import RootImage
 
 Listener = Callable[[str, str, str], None]
 """(job key, status, detail) -> None: progress events for the live view."""
@@ -48,15 +47,6 @@ def created_timestamp(epoch: int | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def repo_of(reference: str) -> str:
-    """'host/ns/name:tag' or 'host/ns/name@sha' -> 'host/ns/name'."""
-    name = reference.split("@", 1)[0]
-    last = name.rsplit("/", 1)
-    if ":" in last[-1]:
-        name = name.rsplit(":", 1)[0]
-    return name
-
-
 class Executor:
     def __init__(
         self, plan: Plan, root: RootImage, contexts: dict[str, Path],
@@ -75,7 +65,7 @@ class Executor:
             digest = self.root.platforms.get(job.platform)
             if digest is None:
                 raise FactoryError(f"root image {self.root.reference} has no {job.platform} image")
-            return f"{repo_of(self.root.reference)}@{digest}"
+            return f"{oci.repository_of(self.root.reference)}@{digest}"
         parent = self.results[job.parent_key]
         return f"{self.plan.repository}@{parent.digest}"
 
@@ -224,14 +214,14 @@ def build(
     settings: Settings, plan: Plan, root: RootImage, rendered: dict[str, RenderedVariant],
     registry: str, options: BuildOptions, listener: Listener,
 ) -> BuildRecord:
+    """Run the plan (the caller holds the state folder's build lock)."""
     tools.ensure_docker()
-    with state.exclusive("build", wait=False):
-        run_dir = state.subdir("runs", f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
-        contexts = write_contexts(rendered, run_dir / "contexts")
-        logs = state.subdir("logs", "build")
-        executor = Executor(plan, root, contexts, options, logs, listener)
-        executor.run()
-        indexes = join_indexes(plan, executor.results)
+    run_dir = state.subdir("runs", f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}")
+    contexts = write_contexts(rendered, run_dir / "contexts")
+    logs = state.subdir("logs", "build")
+    executor = Executor(plan, root, contexts, options, logs, listener)
+    executor.run()
+    indexes = join_indexes(plan, executor.results)
     return BuildRecord(
         registry=registry, repository=plan.repository, created=options.created,
         revision=options.revision,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import difflib
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -200,3 +201,57 @@ def moves(locked: dict[str, Any], current: dict[str, Any]) -> list[str]:
 def locked_root(settings: Settings) -> dict[str, Any] | None:
     path = lock_path(settings)
     return read(path)["root"] if path.is_file() else None
+
+
+def check_before_build(settings: Settings, variants: VariantSet) -> None:
+    """Refuse to build from variant files the lock doesn't match."""
+    stale = stale_tools(settings, variants)
+    if stale:
+        raise FactoryError(
+            f"{lock_path(settings)} is stale for {', '.join(stale)}: run `hjk-images lock` and commit it"
+        )
+
+
+def record_debian(path: Path, installed: dict[str, dict[str, str]]) -> list[str]:
+    """Keep what each image installed in the lock; return what changed since last time."""
+    locked = read(path)
+    drift = debian_drift(locked.get("debian", {}), installed)
+    write(path, {**locked, "debian": installed})
+    return drift
+
+
+@dataclass(frozen=True)
+class Staleness:
+    diff: list[str]
+    """Unified diff of the lock file against what the variant files say now."""
+    moves: list[str]
+    """Each pin that moved, from what to what."""
+
+
+def staleness(settings: Settings, variants: VariantSet) -> Staleness:
+    """How the lock differs from the variant files (no network look-ups)."""
+    locked = read(lock_path(settings))
+    current = resolve(settings, variants, verify_tools=False)
+    return Staleness(differences(locked, current), moves(pinned(locked), current))
+
+
+def update(settings: Settings, variants: VariantSet, only: str | None) -> list[str]:
+    """Re-resolve the pins (ONLY: just `root` or one tool), write the lock; return what moved."""
+    path = lock_path(settings)
+    current = resolve(settings, variants)
+    previous = read(path) if path.is_file() else {"root": {}, "tools": {}}
+    if "debian" in previous:
+        current["debian"] = previous["debian"]  # the record of installed packages stays
+    if only:
+        merged = {**previous, "schema": 1}
+        if only == "root":
+            merged["root"] = current["root"]
+        else:
+            merged["tools"] = {
+                v: {n: (current["tools"].get(v, {}).get(n) if n == only else e) for n, e in entries.items()}
+                for v, entries in previous.get("tools", {}).items()
+            }
+        current = merged
+    moved = moves(previous, current)
+    write(path, current)
+    return moved

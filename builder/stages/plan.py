@@ -46,3 +46,17 @@ def make_plan(
                 content_hash=rendered[variant.name].content_hash(), level=len(variant.lineage),
             ))
     return Plan(repository=registry_repo, jobs=jobs, variants=by_variant)
+
+
+def plan_document(plan: Plan | None, statuses: dict[str, str]) -> dict[str, object]:
+    """The plan as JSON for CI: every job with what it builds on and what a build would do."""
+    if plan is None:
+        return {"repository": None, "jobs": []}
+    return {
+        "repository": plan.repository,
+        "jobs": [
+            {"variant": j.variant, "platform": j.platform, "parent": j.parent, "level": j.level,
+             "content_hash": j.content_hash, "action": statuses.get(j.key, "build")}
+            for j in plan.jobs
+        ],
+    }

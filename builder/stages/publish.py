@@ -10,48 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
-from dataclasses import dataclass
 
 from builder.engine import commands as tools
 from builder.engine import oci
 from builder.model.config import TagScheme
 from builder.model.errors import FactoryError
-from builder.model.records import BuildRecord, Record, TestResults
+from builder.model.records import BuildRecord, PublishedVariant, TagPlan, TestResults
 
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
-
-
-class PublishedVariant(Record):
-    variant: str
-    repository: str
-    index_digest: str
-    platforms: dict[str, str]
-    tags: list[str]
-    moved: list[str]
-    """Tags that pointed elsewhere (or nowhere) before this publish."""
-
-    @property
-    def pinned(self) -> str:
-        return f"{self.repository}:{self.tags[0]}@{self.index_digest}"
-
-
-class ReleaseRecord(Record):
-    schema_version: int = 1
-    created: str
-    revision: str
-    version: str | None
-    repository: str
-    variants: list[PublishedVariant]
-
-
-@dataclass(frozen=True)
-class TagPlan:
-    variant: str
-    source: str
-    """repository@index-digest to tag."""
-    index_digest: str
-    platforms: dict[str, str]
-    tags: list[str]
 
 
 def tags_for(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import re
 import shlex
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import jinja2
 from builder.model import headjack
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
-from builder.model.rendered import RenderedVariant
+from builder.model.rendered import RenderedVariant, differs
 from builder.model.variants import ROOT, Runtime, Variant
 
 LANGUAGE_FILES = "files/languages"
@@ -285,3 +286,24 @@ def render_all(variants: list[Variant], settings: Settings) -> dict[str, Rendere
 
 def default_out_dir(settings: Settings) -> Path:
     return settings.project_dir / RENDERED_DIR
+
+
+def stale(rendered: dict[str, RenderedVariant], target: Path, whole_set: bool) -> list[str]:
+    """Variants whose folder under TARGET differs from RENDERED; with the whole set rendered,
+    also folders of variants that no longer exist."""
+    found = [name for name, r in rendered.items() if differs(r, target / name)]
+    if whole_set and target.is_dir():
+        found += sorted(p.name for p in target.iterdir() if p.is_dir() and p.name not in rendered)
+    return found
+
+
+def write_all(rendered: dict[str, RenderedVariant], target: Path, prune: bool) -> tuple[list[Path], list[Path]]:
+    """Write every context under TARGET; with PRUNE, remove folders of variants that are gone.
+    Returns (Dockerfiles written, folders removed)."""
+    written = [result.write(target / name) for name, result in rendered.items()]
+    removed = []
+    if prune:
+        for gone in (p for p in target.iterdir() if p.is_dir() and p.name not in rendered):
+            shutil.rmtree(gone)
+            removed.append(gone)
+    return written, removed

@@ -23,6 +23,7 @@ from builder.engine import buildx, oci, state
 from builder.engine import commands as tools
 from builder.model.config import RootBootstrap, Settings, arch_of
 from builder.model.errors import FactoryError
+from builder.model.graph import RootImage
 
 # Left out of every root (and of later apt installs, since dpkg keeps the rule):
 # documentation nobody reads in an agent container. Copyright files stay.
@@ -46,18 +47,6 @@ class RootfsTar:
     arch: str
     path: Path
     cached: bool
-
-
-@dataclass(frozen=True)
-class RootImage:
-    reference: str
-    """The index tag, e.g. localhost:5000/gilmanlab/headjack-root:trixie."""
-    digest: str
-    platforms: dict[str, str]
-
-    @property
-    def pinned(self) -> str:
-        return f"{self.reference}@{self.digest}"
 
 
 def cache_key(boot: RootBootstrap, arch: str) -> str:
@@ -181,3 +170,13 @@ def resolve_root(
     if missing:
         raise FactoryError(f"root image {root.reference} has no image for {', '.join(missing)}")
     return RootImage(reference=root.reference, digest=info.digest, platforms=info.platforms)
+
+
+def root_reference(settings: Settings, registry: str) -> str:
+    """The root image's tag (bootstrap) or reference, before it is pinned."""
+    root = settings.config.root
+    if root.source == "bootstrap":
+        return f"{root_repository(settings, registry)}:{root.bootstrap.suite}"
+    if root.reference is None:
+        raise FactoryError("root.source is 'reference' but root.reference is not set")
+    return root.reference

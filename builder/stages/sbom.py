@@ -8,7 +8,6 @@ sha256 the build verified.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,52 +17,10 @@ from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output.json import JsonV1Dot6
 from packageurl import PackageURL
 
-from builder.engine import commands as tools
-from builder.engine import cosign as sign
-from builder.model import headjack
-from builder.model.variants import Variant
-
-# Prints dpkg's status database, then every global npm package.json, separated.
-_READ_SCRIPT = (
-    "cat /var/lib/dpkg/status; echo '@@npm@@'; "
-    "for f in /usr/local/lib/node_modules/*/package.json /usr/local/lib/node_modules/@*/*/package.json; do "
-    "[ -f \"$f\" ] && { cat \"$f\"; echo '@@next@@'; }; done; true"
-)
-
-
-@dataclass(frozen=True)
-class Contents:
-    debian: list[tuple[str, str, str]]
-    """(package, version, architecture) of every installed Debian package."""
-    npm: list[tuple[str, str]]
-
-
-def parse_dpkg_status(text: str) -> list[tuple[str, str, str]]:
-    packages = []
-    for stanza in text.split("\n\n"):
-        fields: dict[str, str] = {}
-        for line in stanza.splitlines():
-            if ":" in line and not line.startswith(" "):
-                key, value = line.split(":", 1)
-                fields[key] = value.strip()
-        if fields.get("Status", "").endswith(" installed") and "Package" in fields:
-            packages.append((fields["Package"], fields.get("Version", ""), fields.get("Architecture", "")))
-    return sorted(packages)
-
-
-def read_contents(reference: str, platform: str) -> Contents:
-    result = tools.run(
-        ["docker", "run", "--rm", "--platform", platform, "--user", "0", "--entrypoint", "sh",
-         "--label", f"{headjack.SBOM_RUN_LABEL}=1", reference, "-c", _READ_SCRIPT],
-        timeout=600,
-    )
-    dpkg, _, npm_part = result.stdout.partition("@@npm@@")
-    npm = []
-    for chunk in npm_part.split("@@next@@"):
-        if chunk.strip():
-            data = json.loads(chunk)
-            npm.append((data["name"], data["version"]))
-    return Contents(debian=parse_dpkg_status(dpkg), npm=sorted(npm))
+from builder.engine import cosign
+from builder.engine.contents import Contents, read_contents
+from builder.model.records import ReleaseRecord
+from builder.model.variants import Variant, VariantSet
 
 
 def make_sbom(variant: Variant, platform: str, reference: str, contents: Contents) -> str:
@@ -97,13 +54,26 @@ def make_sbom(variant: Variant, platform: str, reference: str, contents: Content
     return JsonV1Dot6(bom).output_as_string(indent=2)
 
 
-def attach(reference: str, sbom_file: Path, key: Path | None) -> str:
-    """Attach SBOM_FILE to REFERENCE: a signed attestation with a key, else a plain OCI artifact."""
-    insecure = sign.insecure_flags(reference)
-    if key is not None:
-        tools.run(["cosign", "attest", "--yes", "--key", str(key), "--tlog-upload=false", "--type", "cyclonedx",
-                   "--predicate", str(sbom_file), *insecure, reference], env=sign.key_env(), timeout=300)
-        return "attestation"
-    tools.run(["cosign", "attach", "sbom", "--sbom", str(sbom_file), "--type", "cyclonedx", *insecure, reference],
-              timeout=300)
-    return "artifact"
+@dataclass(frozen=True)
+class SbomOutcome:
+    variant: str
+    platform: str
+    reference: str
+    path: Path
+    attached_as: str
+
+
+def attach_all(variants: VariantSet, release: ReleaseRecord, key: Path | None, folder: Path) -> list[SbomOutcome]:
+    """An SBOM per published platform image: saved under FOLDER and attached in the registry."""
+    folder.mkdir(parents=True, exist_ok=True)
+    outcomes = []
+    for published in release.variants:
+        variant = variants[published.variant]
+        for platform, digest in sorted(published.platforms.items()):
+            reference = f"{published.repository}@{digest}"
+            document = make_sbom(variant, platform, reference, read_contents(reference, platform))
+            path = folder / f"{published.variant}-{platform.split('/')[1]}.cdx.json"
+            path.write_text(document)
+            how = cosign.attach_sbom(reference, path, key)
+            outcomes.append(SbomOutcome(published.variant, platform, reference, path, how))
+    return outcomes

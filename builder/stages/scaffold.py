@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from builder.model.errors import FactoryError
@@ -63,7 +64,9 @@ def check_workspace_is_writable(session: Session) -> str:
 '''
 
 
-def new_variant(folder: Path, name: str, parent: str, existing: VariantSet) -> list[Path]:
+def new_variant(folder: Path, name: str, parent: str, existing: VariantSet,
+                validate: Callable[[], object] = lambda: None) -> list[Path]:
+    """Write NAME.yaml and checks/NAME.py; VALIDATE (which loads them) must pass, else both go."""
     if not re.match(NAME_PATTERN, name):
         raise FactoryError(f"variant name '{name}' must match {NAME_PATTERN}")
     if name in existing:
@@ -78,4 +81,10 @@ def new_variant(folder: Path, name: str, parent: str, existing: VariantSet) -> l
     checks_file.parent.mkdir(parents=True, exist_ok=True)
     variant_file.write_text(VARIANT_TEMPLATE.format(name=name, parent=parent))
     checks_file.write_text(CHECKS_TEMPLATE.format(name=name))
+    try:
+        validate()  # the scaffold must itself be valid
+    except FactoryError:
+        variant_file.unlink()
+        checks_file.unlink()
+        raise
     return [variant_file, checks_file]

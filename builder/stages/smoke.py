@@ -29,10 +29,11 @@ from types import ModuleType
 from typing import Any
 
 from builder.engine import commands as tools
+from builder.engine import oci
 from builder.engine.containers import Container, remove_labelled
 from builder.model import headjack
 from builder.model.errors import FactoryError
-from builder.model.records import CheckOutcome, ImageResult, TestResults
+from builder.model.records import BuildRecord, CheckOutcome, ImageResult, TestResults
 from builder.model.variants import Variant, VariantSet, language_checks
 
 RUN_LABEL = headjack.SMOKE_RUN_LABEL
@@ -442,3 +443,43 @@ def junit_xml(results: TestResults) -> str:
             ET.SubElement(suite, "system-out").text = image.logs
     ET.indent(suites)
     return ET.tostring(suites, encoding="unicode", xml_declaration=True) + "\n"
+
+
+def targets_of(record: BuildRecord, variant_names: list[str], platforms: list[str]) -> list[Target]:
+    """Every image the build record built or reused, narrowed to the asked variants and platforms."""
+    root_repo = record.root.reference.split("@", 1)[0].rsplit(":", 1)[0]
+    targets = []
+    for b in record.builds:
+        if variant_names and b.variant not in variant_names:
+            continue
+        if platforms and b.platform not in platforms:
+            continue
+        if b.digest is None:
+            continue  # failed or skipped builds have nothing to test
+        root_digest = record.root.platforms.get(b.platform)
+        targets.append(Target(
+            variant=b.variant, platform=b.platform, reference=f"{record.repository}@{b.digest}",
+            root_reference=f"{root_repo}@{root_digest}" if root_digest else None,
+        ))
+    return targets
+
+
+def image_targets(reference: str, variant: str | None, platforms: list[str]) -> list[Target]:
+    """Targets for any image reference: an index (one per platform) or a single image."""
+    info = oci.inspect(reference)
+    repo = oci.repository_of(reference)
+    available = info.platforms or {}
+    wanted = platforms or list(available)
+    missing = [p for p in wanted if p not in available]
+    if missing:
+        raise FactoryError(
+            f"image {reference} has no image for {', '.join(missing)} (it has: {', '.join(available) or 'none'})"
+        )
+    targets = []
+    for platform in wanted:
+        single = f"{repo}@{available[platform]}"
+        name = variant or ImageFacts.of(single, platform).labels.get(headjack.VARIANT_LABEL)
+        if not name:
+            raise FactoryError(f"image {reference} has no {headjack.VARIANT_LABEL} label: name it with --variant")
+        targets.append(Target(variant=name, platform=platform, reference=single))
+    return targets

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 
+from builder.engine.contents import Contents, parse_dpkg_status
 from builder.model.config import load_settings
 from builder.model.variants import load_variants
-from builder.stages.sbom import Contents, make_sbom, parse_dpkg_status
+from builder.stages.sbom import make_sbom
 from tests.conftest import PROJECT_DIR
 
 STATUS = """Package: git
