@@ -1,3 +1,25 @@
-"""Headjack image factory: variants -> render -> plan -> build -> test -> publish."""
+"""headjack-images: the pipeline that builds, tests and publishes Headjack's agent images.
+
+The data flows one way: variants -> render -> plan -> build -> test -> publish
+(-> sign, SBOM), each stage taking the previous stage's record and returning its own.
+
+    model/    pure data: factory config, variant files, records (build, test,
+              release), the build graph, rendered contexts, Headjack's label
+              contract. No engine, no processes, no Jinja, no terminal.
+    engine/   everything that touches the outside: the one command runner
+              (timeouts, redaction, retries, stop signals), buildx, containers,
+              OCI registries, cosign, git, the state folder.
+    stages/   one module per stage (render, plan, build, smoke, publish, sign,
+              sbom, lock, root, lint, scaffold). Stages use the model and the
+              engine and never each other: they meet only through the model's records.
+    present/  what people see: tables, the live build board, the console observer.
+    runner.py the stages composed; `release` is build, test and publish in order.
+    cli.py    parses options, calls a stage or the runner, prints.
+
+Dependency rule: each layer imports only the layers below it
+(cli -> runner -> stages | present -> engine -> model); only the engine imports
+subprocess, python-on-whales, docker or testcontainers. pyproject.toml states
+these as import-linter contracts, and tests/unit/test_architecture.py checks them.
+"""
 
 __version__ = "0.1.0"
