@@ -510,10 +510,16 @@ def save_record(record: BuildRecord, path: Path | None) -> Path:
 @click.argument("reference")
 @click.option("--key", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="cosign public key. Without it, a keyless (OIDC) signature is expected.")
+@click.option("--certificate-identity-regexp", "identity", metavar="REGEX",
+              help="Keyless: who must have signed. Default: a workflow of source_url's repository.")
+@click.option("--certificate-oidc-issuer", "issuer", default="https://token.actions.githubusercontent.com",
+              show_default=True, help="Keyless: the OIDC issuer of the signer's certificate.")
+@click.pass_context
 @friendly_errors
-def verify(reference: str, key: Path | None) -> None:
+def verify(ctx: click.Context, reference: str, key: Path | None, identity: str | None, issuer: str) -> None:
     """Check the cosign signature of REFERENCE (an index or image, best by digest)."""
-    note(escape(sign.verify(reference, key)))
+    identity = identity or sign.default_identity(settings_of(ctx).config.source_url)
+    note(escape(sign.verify(reference, key, identity, issuer)))
     click.echo(f"verified: {reference}")
 
 

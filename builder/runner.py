@@ -217,12 +217,14 @@ def test(
     settings: Settings, variants: VariantSet, targets: list[smoke.Target], observer: Observer, *,
     parallel: int = 2, results_path: Path | None = None, junit_path: Path | None = None,
 ) -> TestResults:
-    """Smoke-test TARGETS; save the results (and JUnit XML when asked)."""
+    """Smoke-test TARGETS (holding the state folder's test lock); save the results (and JUnit
+    XML when asked)."""
     if not targets:
         raise FactoryError("nothing to test: the build record has no built image for that selection")
     observer.note(f"testing {len(targets)} image(s)")
-    results = smoke.run_tests(variants, targets, settings.variants_dir / "checks", parallel=parallel,
-                              on_result=observer.image_tested)
+    with state.exclusive("test", wait=False):
+        results = smoke.run_tests(variants, targets, settings.variants_dir / "checks", parallel=parallel,
+                                  on_result=observer.image_tested)
     saved = save(results, results_path or default_results_path())
     if junit_path:
         junit_path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,41 +248,42 @@ def publish(
     settings: Settings, variants: VariantSet, record: BuildRecord, results: TestResults,
     request: PublishRequest, observer: Observer,
 ) -> ReleaseRecord | None:
-    """Move the tags to tested indexes, then sign and attach SBOMs; None on a dry run."""
+    """Check everything, sign and attach SBOMs to the index digests, then move the tags:
+    a public tag never points at an unsigned or untested index. None on a dry run."""
     variants.select(request.only)  # unknown names fail here
     wanted = {i.name for i in record.variants if not request.only or i.name in request.only}
     declared = {v.name: list(v.platforms) for v in variants if v.name in wanted}
     version = request.version.removeprefix("v") if request.version else git.release_tag_version(settings.project_dir)
+    release_path = request.release_path or default_release_path()
     with state.exclusive("publish", wait=False):
         plans = publish_stage.plan_publish(record, results, declared, settings.config.tags, version,
-                                     dt.datetime.now(dt.UTC).date(), request.force)
+                                           dt.datetime.now(dt.UTC).date(), request.force)
         if request.dry_run:
             observer.published(plans, None, record.repository, None)
             return None
+        if request.sign_key:
+            for reference in sign.sign_indexes([p.source for p in plans], request.sign_key):
+                observer.note(f"signed {reference}")
+            observer.stage("sign", f"{len(plans)} indexes and their platform images signed")
+        else:
+            observer.stage("sign", "[yellow]not signed: no --sign-key (CI signs keyless)[/]")
+        if request.with_sbom:
+            boms = sbom.attach_all(variants, plans, request.sign_key, release_path.parent / "sbom")
+            for outcome in boms:
+                observer.note(f"SBOM {outcome.path.name} attached to {outcome.reference} as {outcome.attached_as}")
+            how = ", ".join(sorted({b.attached_as for b in boms}))
+            observer.stage("sbom", f"{len(boms)} SBOMs attached" + (f" ({how})" if how else ""))
+        else:
+            observer.stage("sbom", "[yellow]no SBOMs: --no-sbom[/]")
         release = ReleaseRecord(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), revision=record.revision,
-            version=version, repository=record.repository, variants=publish_stage.apply(plans, record.repository),
+            version=version, repository=record.repository,
+            variants=publish_stage.apply(plans, record.repository),
         )
-    release_path = request.release_path or default_release_path()
     saved = save(release, release_path)
     observer.published(plans, release, record.repository, saved)
     moved = sum(len(v.moved) for v in release.variants)
     observer.stage("publish", f"{len(plans)} variant(s), {moved} tags moved")
-    if request.sign_key:
-        signed = sign.sign_release(release, request.sign_key)
-        for reference in signed:
-            observer.note(f"signed {reference}")
-        observer.stage("sign", f"{len(signed)} indexes and their platform images signed")
-    else:
-        observer.stage("sign", "[yellow]not signed: no --sign-key (CI signs keyless)[/]")
-    if request.with_sbom:
-        boms = sbom.attach_all(variants, release, request.sign_key, release_path.parent / "sbom")
-        for outcome in boms:
-            observer.note(f"SBOM {outcome.path.name} attached to {outcome.reference} as {outcome.attached_as}")
-        how = ", ".join(sorted({b.attached_as for b in boms}))
-        observer.stage("sbom", f"{len(boms)} SBOMs attached" + (f" ({how})" if how else ""))
-    else:
-        observer.stage("sbom", "[yellow]no SBOMs: --no-sbom[/]")
     return release
 
 
@@ -315,7 +318,8 @@ def release(settings: Settings, request: ReleaseRequest, observer: Observer) -> 
     ask = PublishRequest(**{**request.publish.__dict__, "only": list(request.variant_names)})
     published = stages.run("publish", lambda: (publish(settings, prepared.variants, record, results, ask, stages),
                                                ""), record_outcome=False)
-    assert published is not None, "a release never publishes as a dry run"
+    if published is None:  # only a dry run returns nothing, and a release is never one
+        raise FactoryError("publish returned no release record")
     return published
 
 

@@ -12,12 +12,13 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TypeVar
 
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from builder.model.errors import FactoryError
 
@@ -158,11 +159,20 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, CommandError) and any(m in exc.output.lower() for m in _TRANSIENT_MARKERS)
 
 
+def _say_retry(state: RetryCallState) -> None:
+    """Every retry is visible: which attempt, how long until the next, and why."""
+    error = state.outcome.exception() if state.outcome else None
+    reason = (error.output.strip().splitlines() or [""])[-1] if isinstance(error, CommandError) else str(error)
+    wait = state.next_action.sleep if state.next_action else 0
+    sys.stderr.write(f"retrying in {wait:.0f} s (attempt {state.attempt_number} failed): {redact(reason)[:300]}\n")
+
+
 def retry_transient(action: Callable[[], T], attempts: int = 3) -> T:
-    """Run ACTION, retrying transient registry errors with exponential backoff."""
+    """Run ACTION, retrying transient registry errors with exponential backoff; anything
+    else (an auth error, a 404, a 500) fails at once."""
     retrying = Retrying(
         retry=retry_if_exception(is_transient), stop=stop_after_attempt(attempts),
-        wait=wait_exponential(multiplier=2, max=30), reraise=True,
+        wait=wait_exponential(multiplier=2, max=30), reraise=True, before_sleep=_say_retry,
     )
     return retrying(action)
 

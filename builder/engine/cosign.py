@@ -9,6 +9,7 @@ read from COSIGN_PASSWORD and never appears in arguments or logs.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from builder.engine import commands as tools
@@ -46,14 +47,28 @@ def sign(reference: str, key: Path | None) -> None:
     tools.retry_transient(lambda: tools.run([*argv, reference], env=env, timeout=300))
 
 
-def verify(reference: str, key: Path | None) -> str:
-    """Check REFERENCE's signature; return cosign's summary or raise naming the image."""
+GITHUB_OIDC_ISSUER = "https://token.actions.githubusercontent.com"
+
+
+def workflow_identity(source_url: str) -> str:
+    """The certificate identity of a keyless signature made by a workflow of SOURCE_URL's
+    repository (a regular expression): what `verify` accepts by default."""
+    return "^" + re.escape(source_url.rstrip("/")) + r"/\.github/workflows/"
+
+
+def verify(reference: str, key: Path | None, identity: str | None = None, issuer: str = GITHUB_OIDC_ISSUER) -> str:
+    """Check REFERENCE's signature; return cosign's summary or raise naming the image.
+
+    With a key, the key decides. Keyless, the signer must be IDENTITY (a regular
+    expression over the certificate's identity) from ISSUER: never anybody at all."""
     tools.require("cosign", "install cosign (`make setup` does on Debian)")
     argv = ["cosign", "verify", "--output", "text"]
     if key is not None:
         argv += ["--key", str(key), "--insecure-ignore-tlog=true"]
     else:
-        argv += ["--certificate-identity-regexp", ".*", "--certificate-oidc-issuer-regexp", ".*"]
+        if not identity:
+            raise FactoryError("keyless verification needs the signer's identity (--certificate-identity-regexp)")
+        argv += ["--certificate-identity-regexp", identity, "--certificate-oidc-issuer", issuer]
     argv += insecure_flags(reference)
     result = tools.run([*argv, reference], check=False, timeout=300)
     if result.returncode != 0:

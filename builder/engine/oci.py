@@ -64,6 +64,42 @@ def inspect(reference: str) -> IndexInfo:
     )
 
 
+class RegistryError(FactoryError):
+    """The registry answered something other than the image or 'not found' (an auth error,
+    a server error, no answer at all): nothing can be concluded about the image."""
+
+
+def _not_found(output: str) -> bool:
+    """True only for the registry's 404 (containerd reports it as '<ref>: not found', and
+    only for a 404): every other answer is an error, never 'absent'."""
+    lines = output.strip().splitlines()
+    return bool(lines) and lines[-1].rstrip().endswith(": not found")
+
+
+def lookup(reference: str) -> str | None:
+    """The digest REFERENCE points at; None only when the registry says it doesn't exist.
+    Any other failure raises RegistryError with the registry's answer (transient ones are
+    retried first)."""
+    argv = ["docker", "buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference]
+
+    def ask() -> str | None:
+        result = tools.run(argv, check=False, timeout=120)
+        if result.returncode == 0:
+            digest: str = json.loads(result.stdout)["digest"]
+            return digest
+        output = result.stderr or result.stdout
+        if _not_found(output):
+            return None
+        raise tools.CommandError(argv, result.returncode, output)
+
+    try:
+        return tools.retry_transient(ask)
+    except tools.CommandError as exc:
+        tail = exc.output.strip().splitlines()
+        raise RegistryError(f"the registry did not say whether {reference} exists: "
+                            f"{tail[-1] if tail else 'no answer'}") from None
+
+
 def exists(reference: str) -> bool:
     try:
         inspect(reference)

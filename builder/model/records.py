@@ -156,10 +156,11 @@ class TestResults(Record):
         return bool(self.images) and all(i.passed for i in self.images)
 
     def passed_for(self, variant: str, platform: str, reference: str) -> bool:
-        return any(
-            i.variant == variant and i.platform == platform and i.reference == reference and i.passed
-            for i in self.images
-        )
+        """True when REFERENCE was tested and every result recorded for it is a pass:
+        an older pass never hides a newer failure."""
+        found = [i for i in self.images if i.variant == variant and i.platform == platform
+                 and i.reference == reference]
+        return bool(found) and all(i.passed for i in found)
 
 
 def merge_results(parts: list[TestResults]) -> TestResults:

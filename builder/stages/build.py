@@ -141,7 +141,7 @@ class Executor:
     def _finish(self, job: Job, future: Future[PlatformBuild], pending: dict[str, Job]) -> None:
         try:
             result = future.result()
-        except (FactoryError, tools.CommandError) as exc:
+        except Exception as exc:  # any failure of a job fails that job; the run goes on and is recorded
             log_path = self.logs / f"{job.variant}-{arch_of(job.platform)}.log"
             dockerfile = self.contexts[job.variant] / "Dockerfile"
             where = locate_failure(

@@ -57,7 +57,8 @@ def _root_entry(settings: Settings, platforms: set[str], resolve: bool) -> dict[
     if root.source == "bootstrap":
         boot = root.bootstrap
         return {"bootstrap": {"suite": boot.suite, "mirror": boot.mirror, "packages": sorted(boot.packages)}}
-    assert root.reference is not None
+    if root.reference is None:
+        raise FactoryError("root.source is 'reference' but root.reference is not set")
     if not resolve:
         return {"reference": root.reference}
     info = oci.inspect(root.reference)

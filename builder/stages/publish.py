@@ -58,12 +58,15 @@ def plan_publish(
         if missing or not index.digest:
             what = f"lacks {', '.join(missing)}" if missing else "was not indexed (a platform failed or was skipped)"
             raise FactoryError(f"refusing to publish {index.name}: its index {what}")
+        tested: dict[str, str] = {}
         for build in record.builds_of(index.name):
             reference = f"{record.repository}@{build.digest}"
             if not results.passed_for(index.name, build.platform, reference):
                 raise FactoryError(
                     f"refusing to publish {index.name}: {reference} ({build.platform}) has no passing smoke test"
                 )
+            if build.digest:
+                tested[build.platform] = build.digest
         tags, immutable = tags_for(index.name, scheme, version, record.revision, day)
         info = oci.inspect(f"{record.repository}@{index.digest}")
         missing = [p for p in declared[index.name] if p not in info.platforms]
@@ -71,6 +74,12 @@ def plan_publish(
             raise FactoryError(
                 f"refusing to publish {index.name}: the index in the registry lacks {', '.join(missing)}"
             )
+        for platform in declared[index.name]:
+            if info.platforms.get(platform) != tested.get(platform):
+                raise FactoryError(
+                    f"refusing to publish {index.name}: its index holds {info.platforms.get(platform)} for "
+                    f"{platform}, but the image that passed its smoke tests is {tested.get(platform)}"
+                )
         for tag in immutable:
             current = _current_digest(f"{record.repository}:{tag}")
             if current and current != index.digest and not force:
@@ -84,10 +93,9 @@ def plan_publish(
 
 
 def _current_digest(reference: str) -> str | None:
-    try:
-        return oci.inspect(reference).digest
-    except FactoryError:
-        return None
+    """Where a tag points; None only when the registry says it doesn't exist (any other
+    answer stops the publish before a tag moves)."""
+    return oci.lookup(reference)
 
 
 def apply(plans: list[TagPlan], repository: str) -> list[PublishedVariant]:

@@ -223,14 +223,16 @@ def dockerfile_parent(path: Path, image: str) -> str:
 
 def render_dockerfile(variant: Variant, settings: Settings) -> RenderedVariant:
     """A team's own Dockerfile: its first FROM becomes the pinned parent, our labels are added."""
-    assert variant.file.dockerfile is not None
+    if variant.file.dockerfile is None:
+        raise FactoryError(f"{variant.path}: variant {variant.name} names no Dockerfile")
     path = (variant.path.parent / variant.file.dockerfile).resolve()
     parent = dockerfile_parent(path, settings.config.image)
     if parent != variant.parent:
         raise FactoryError(f"{path}: FROM names '{parent}' but the variant's parent is '{variant.parent}'")
     text = path.read_text(encoding="utf-8")
     match = FROM_LINE.search(text)
-    assert match is not None
+    if match is None:
+        raise FactoryError(f"{path}: no FROM line")
     body = text[: match.start()] + "FROM ${BASE_IMAGE}" + match.group("rest") + text[match.end():]
     labels = " \\\n      ".join(f"{k}={double_quoted(v)}" for k, v in sorted(image_labels(variant, settings).items()))
     dockerfile = (

@@ -133,10 +133,14 @@ def bootstrap(
         with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
             tars = dict(zip(chosen, pool.map(one, chosen), strict=True))
         repository = root_repository(settings, registry)
-        sources = [
-            _build_platform_image(tars[p], p, repository, boot.suite, logs) for p in chosen
-        ]
-        index = oci.join_index(f"{repository}:{boot.suite}", sources)
+        sources = {p: _build_platform_image(tars[p], p, repository, boot.suite, logs) for p in chosen}
+        tag = f"{repository}:{boot.suite}"
+        # a run for some platforms keeps the others the shared tag already holds: never shrink it
+        current = oci.lookup(tag)
+        if current is not None:
+            for platform, digest in oci.inspect(tag).platforms.items():
+                sources.setdefault(platform, f"{repository}@{digest}")
+        index = oci.join_index(tag, [sources[p] for p in sorted(sources)])
     missing = set(chosen) - set(index.platforms)
     if missing:
         raise FactoryError(f"root index {index.reference} lacks {', '.join(sorted(missing))}")

@@ -19,7 +19,7 @@ from packageurl import PackageURL
 
 from builder.engine import cosign
 from builder.engine.contents import Contents, read_contents
-from builder.model.records import ReleaseRecord
+from builder.model.records import TagPlan
 from builder.model.variants import Variant, VariantSet
 
 
@@ -63,17 +63,19 @@ class SbomOutcome:
     attached_as: str
 
 
-def attach_all(variants: VariantSet, release: ReleaseRecord, key: Path | None, folder: Path) -> list[SbomOutcome]:
-    """An SBOM per published platform image: saved under FOLDER and attached in the registry."""
+def attach_all(variants: VariantSet, plans: list[TagPlan], key: Path | None, folder: Path) -> list[SbomOutcome]:
+    """An SBOM per platform image about to be published: saved under FOLDER and attached in
+    the registry (a signed attestation with a key)."""
     folder.mkdir(parents=True, exist_ok=True)
     outcomes = []
-    for published in release.variants:
-        variant = variants[published.variant]
-        for platform, digest in sorted(published.platforms.items()):
-            reference = f"{published.repository}@{digest}"
+    for plan in plans:
+        variant = variants[plan.variant]
+        repository = plan.source.split("@", 1)[0]
+        for platform, digest in sorted(plan.platforms.items()):
+            reference = f"{repository}@{digest}"
             document = make_sbom(variant, platform, reference, read_contents(reference, platform))
-            path = folder / f"{published.variant}-{platform.split('/')[1]}.cdx.json"
+            path = folder / f"{plan.variant}-{platform.split('/')[1]}.cdx.json"
             path.write_text(document)
             how = cosign.attach_sbom(reference, path, key)
-            outcomes.append(SbomOutcome(published.variant, platform, reference, path, how))
+            outcomes.append(SbomOutcome(plan.variant, platform, reference, path, how))
     return outcomes

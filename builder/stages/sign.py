@@ -5,19 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from builder.engine import cosign
-from builder.model.records import ReleaseRecord
 
 
-def sign_release(release: ReleaseRecord, key: Path | None) -> list[str]:
-    """Sign every index the release published; returns the signed references."""
-    signed = []
-    for variant in release.variants:
-        reference = f"{variant.repository}@{variant.index_digest}"
+def sign_indexes(references: list[str], key: Path | None) -> list[str]:
+    """Sign each index (by digest) and, recursively, its platform images; returns them."""
+    for reference in references:
         cosign.sign(reference, key)
-        signed.append(reference)
-    return signed
+    return references
 
 
-def verify(reference: str, key: Path | None) -> str:
+def verify(reference: str, key: Path | None, identity: str, issuer: str) -> str:
     """cosign's summary of REFERENCE's signature; raises, naming the image, when it doesn't verify."""
-    return cosign.verify(reference, key)
+    return cosign.verify(reference, key, identity, issuer)
+
+
+def default_identity(source_url: str) -> str:
+    """Keyless: signatures made by the release workflows of the factory's own repository."""
+    return cosign.workflow_identity(source_url)
