@@ -34,16 +34,21 @@ def _platform_name(entry: dict[str, object]) -> str | None:
     return f"{os_name}/{arch}" + (f"/{variant}" if variant and arch != "arm64" else "")
 
 
+def _imagetools_inspect(reference: str, template: str) -> str:
+    """`imagetools inspect --format TEMPLATE`, transient registry errors retried."""
+    argv = ["docker", "buildx", "imagetools", "inspect", "--format", template, reference]
+    try:
+        return tools.retry_transient(lambda: tools.run(argv, timeout=120)).stdout
+    except tools.CommandError as exc:
+        reason = exc.output.strip().splitlines()
+        raise FactoryError(f"image {reference} can't be inspected: {reason[-1] if reason else 'unknown error'}") \
+            from None
+
+
 def inspect(reference: str) -> IndexInfo:
-    """Digest and per-platform digests of REFERENCE; FactoryError naming it if it is absent."""
-    result = tools.run(
-        ["docker", "buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference],
-        check=False, timeout=120,
-    )
-    if result.returncode != 0:
-        reason = (result.stderr or result.stdout).strip().splitlines()
-        raise FactoryError(f"image {reference} can't be inspected: {reason[-1] if reason else 'unknown error'}")
-    manifest = json.loads(result.stdout)
+    """Digest and per-platform digests of REFERENCE; FactoryError naming it and the registry's
+    answer when it can't be read (absent, or the registry failed)."""
+    manifest = json.loads(_imagetools_inspect(reference, "{{json .Manifest}}"))
     platforms: dict[str, str] = {}
     for entry in manifest.get("manifests") or []:
         name = _platform_name(entry)
@@ -51,9 +56,7 @@ def inspect(reference: str) -> IndexInfo:
             platforms[name] = entry["digest"]
     if "manifests" not in manifest:
         # a single-platform image: its platform is in its config
-        config = json.loads(tools.run(
-            ["docker", "buildx", "imagetools", "inspect", "--format", "{{json .Image}}", reference], timeout=120,
-        ).stdout)
+        config = json.loads(_imagetools_inspect(reference, "{{json .Image}}"))
         name = _platform_name({"platform": {"os": config.get("os"), "architecture": config.get("architecture"),
                                             "variant": config.get("variant")}})
         if name:

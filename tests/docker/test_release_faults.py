@@ -102,20 +102,24 @@ def test_a_503_on_every_lookup_refuses_before_any_tag_moves(faulty: Faulty, tmp_
     faulty.proxy.inject(Fault("HEAD", "/manifests/", status=503))
     proc = faulty.publish(tmp_path, "7.0.1")
     assert proc.returncode == 1
-    assert "503 Service Unavailable" in proc.stderr and "did not say whether" in proc.stderr
+    assert "503 Service Unavailable" in proc.stderr
     assert "retrying in" in proc.stderr  # transient: retried before giving up
     assert faulty.tags() == before
     assert not (tmp_path / "release.json").exists()
 
 
-@pytest.mark.parametrize("status", [401, 403, 500])
-def test_a_refusing_registry_fails_fast_naming_its_answer(faulty: Faulty, tmp_path: Path, status: int) -> None:
+@pytest.mark.parametrize(("status", "answer"), [
+    (401, "authorization failed"), (403, "403 Forbidden"), (500, "500 Internal Server Error"),
+])
+def test_a_refusing_registry_fails_fast_naming_its_answer(
+    faulty: Faulty, tmp_path: Path, status: int, answer: str,
+) -> None:
     before = faulty.tags()
     faulty.proxy.inject(Fault("HEAD", "/manifests/", status=status))
     faulty.proxy.inject(Fault("GET", "/manifests/", status=status))
     proc = faulty.publish(tmp_path, "7.0.2")
     assert proc.returncode == 1
-    assert str(status) in proc.stderr, proc.stderr
+    assert answer in proc.stderr, proc.stderr
     assert "retrying in" not in proc.stderr  # not transient: no retry
     assert faulty.tags() == before
     assert not (tmp_path / "release.json").exists()
