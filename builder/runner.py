@@ -209,6 +209,9 @@ def build(
             record = build_stage.build(settings, prepared.plan, root_image, prepared.rendered, registry,
                                        options, listener)
     saved = save(record, record_path or default_record_path())
+    if record.interrupted:
+        observer.note(f"interrupted: what finished is in {saved}; nothing was indexed")
+        raise KeyboardInterrupt
     observer.built(record, saved)
     return record
 

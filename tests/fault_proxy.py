@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,8 @@ class Fault:
     """Close the connection without an answer."""
     times: int | None = None
     """Only the next N matching requests (None: every one)."""
+    stall: float = 0.0
+    """Wait this long before answering (past the client's timeout)."""
     hook: Callable[[], None] | None = None
     """Run after forwarding a matching request (the request itself succeeds)."""
     hits: int = 0
@@ -68,7 +71,10 @@ class FaultProxy:
                 fault = next((f for f in proxy.faults if f.matches(self.command, self.path)), None)
                 if fault is not None:
                     fault.hits += 1
-                if fault is not None and fault.hook is None:
+                if fault is not None and fault.stall:
+                    proxy.log.append(f"{self.command} {self.path} -> stalled {fault.stall} s")
+                    time.sleep(fault.stall)
+                if fault is not None and fault.hook is None and not fault.stall:
                     proxy.log.append(f"{self.command} {self.path} -> injected "
                                      f"{'reset' if fault.reset else fault.status}")
                     if fault.reset:

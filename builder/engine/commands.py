@@ -148,7 +148,7 @@ def log_tail(path: Path, lines: int = 25) -> str:
 _TRANSIENT_MARKERS = (
     "connection refused", "connection reset", "i/o timeout", "tls handshake timeout",
     "502 bad gateway", "503 service unavailable", "504 gateway", "too many requests",
-    "unexpected eof", "broken pipe",
+    "unexpected eof", "broken pipe", "timed out after",
 )
 
 T = TypeVar("T")

@@ -8,10 +8,13 @@ embedded registry alike.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 
 from builder.engine import commands as tools
 from builder.model.errors import FactoryError
+
+TIMEOUT_ENV = "HJK_REGISTRY_TIMEOUT"
 
 
 @dataclass(frozen=True)
@@ -34,11 +37,18 @@ def _platform_name(entry: dict[str, object]) -> str | None:
     return f"{os_name}/{arch}" + (f"/{variant}" if variant and arch != "arm64" else "")
 
 
+def registry_timeout() -> float:
+    """Seconds a registry question may take ($HJK_REGISTRY_TIMEOUT, default 120): a registry
+    that stalls longer is a failed answer, never a missing image."""
+    value = os.environ.get(TIMEOUT_ENV, "")
+    return float(value) if value.replace(".", "", 1).isdigit() else 120.0
+
+
 def _imagetools_inspect(reference: str, template: str) -> str:
     """`imagetools inspect --format TEMPLATE`, transient registry errors retried."""
     argv = ["docker", "buildx", "imagetools", "inspect", "--format", template, reference]
     try:
-        return tools.retry_transient(lambda: tools.run(argv, timeout=120)).stdout
+        return tools.retry_transient(lambda: tools.run(argv, timeout=registry_timeout())).stdout
     except tools.CommandError as exc:
         reason = exc.output.strip().splitlines()
         raise FactoryError(f"image {reference} can't be inspected: {reason[-1] if reason else 'unknown error'}") \
@@ -86,7 +96,7 @@ def lookup(reference: str) -> str | None:
     argv = ["docker", "buildx", "imagetools", "inspect", "--format", "{{json .Manifest}}", reference]
 
     def ask() -> str | None:
-        result = tools.run(argv, check=False, timeout=120)
+        result = tools.run(argv, check=False, timeout=registry_timeout())
         if result.returncode == 0:
             digest: str = json.loads(result.stdout)["digest"]
             return digest

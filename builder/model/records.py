@@ -66,6 +66,8 @@ class BuildRecord(Record):
     root: RootRecord
     builds: list[PlatformBuild]
     variants: list[VariantIndex]
+    interrupted: bool = False
+    """The run was stopped (Ctrl-C, SIGTERM): what finished is here, nothing was indexed."""
 
     def count(self, status: str) -> int:
         """How many platform builds ended with STATUS (built, reused, failed, skipped)."""
@@ -73,7 +75,7 @@ class BuildRecord(Record):
 
     @property
     def ok(self) -> bool:
-        return all(b.status in ("built", "reused") for b in self.builds)
+        return not self.interrupted and all(b.status in ("built", "reused") for b in self.builds)
 
     def variant(self, name: str) -> VariantIndex:
         for v in self.variants:

@@ -220,14 +220,20 @@ def build(
     contexts = write_contexts(rendered, run_dir / "contexts")
     logs = state.subdir("logs", "build")
     executor = Executor(plan, root, contexts, options, logs, listener)
-    executor.run()
-    indexes = join_indexes(plan, executor.results)
+    interrupted = False
+    try:
+        executor.run()
+    except KeyboardInterrupt:
+        # what finished is recorded; nothing is indexed, and the caller stops the run
+        interrupted = True
+    builds = [executor.results.get(j.key) or PlatformBuild(
+        variant=j.variant, platform=j.platform, status="skipped", error="interrupted") for j in plan.jobs]
     return BuildRecord(
         registry=registry, repository=plan.repository, created=options.created,
         revision=options.revision,
         root=RootRecord(reference=root.reference, digest=root.digest, platforms=root.platforms),
-        builds=[executor.results[j.key] for j in plan.jobs],
-        variants=indexes,
+        builds=builds, variants=[] if interrupted else join_indexes(plan, executor.results),
+        interrupted=interrupted,
     )
 
 

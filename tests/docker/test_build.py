@@ -203,4 +203,9 @@ def test_a_stop_signal_ends_running_builds_and_indexes_nothing(
     assert leftovers.strip() == "", "the build's RUN step still runs in the engine"
     tags = catalog(fixture_build.registry.address).get(fixture_build.record.repository.split("/", 1)[1], [])
     assert not any(t.startswith("build-slow") for t in tags)
-    assert not (tmp_path / "r.json").exists()
+    # the record says what finished (tiny, reused) and claims nothing else: no index
+    stopped = load(tmp_path / "r.json", BuildRecord)
+    assert stopped.interrupted and stopped.variants == [] and not stopped.ok
+    statuses = {b.key: (b.status, b.error) for b in stopped.builds}
+    assert statuses["slow/amd64"] == ("skipped", "interrupted")
+    assert statuses["tiny/amd64"][0] == "reused"

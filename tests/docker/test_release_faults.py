@@ -50,11 +50,12 @@ class Faulty:
                 found[tag] = oci.inspect(f"{self.registry.address}/{self.repository}:{tag}").digest
         return found
 
-    def publish(self, tmp_path: Path, version: str) -> subprocess.CompletedProcess[str]:
+    def publish(self, tmp_path: Path, version: str, env: dict[str, str] | None = None,
+                ) -> subprocess.CompletedProcess[str]:
         return hjk("--config", str(FIXTURE_CONFIG), "publish", "--record", str(self.record),
                    "--results", str(self.results), "--release-record", str(tmp_path / "release.json"),
                    "--version", version, "--no-sbom", *[a for v in VARIANTS for a in ("--variant", v)],
-                   check=False)
+                   check=False, env=env)
 
     def assert_only_tested_indexes_are_public(self) -> None:
         allowed = set(self.tested.values())
@@ -130,6 +131,18 @@ def test_reset_connections_refuse_before_any_tag_moves(faulty: Faulty, tmp_path:
     faulty.proxy.inject(Fault(None, "/manifests/", reset=True))
     proc = faulty.publish(tmp_path, "7.0.3")
     assert proc.returncode == 1
+    assert faulty.tags() == before
+    assert not (tmp_path / "release.json").exists()
+
+
+def test_a_registry_that_stalls_past_the_timeout_is_a_failure_not_an_absence(
+    faulty: Faulty, tmp_path: Path,
+) -> None:
+    before = faulty.tags()
+    faulty.proxy.inject(Fault("HEAD", "/manifests/", stall=20))
+    proc = faulty.publish(tmp_path, "7.0.4", env={"HJK_REGISTRY_TIMEOUT": "3"})
+    assert proc.returncode == 1
+    assert "timed out after 3" in proc.stderr, proc.stderr
     assert faulty.tags() == before
     assert not (tmp_path / "release.json").exists()
 
