@@ -29,7 +29,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 HJK = str(Path(sys.executable).parent / "hjk-images")
 
 sys.path.insert(0, str(PROJECT))
-from builder import registry as registry_mod  # noqa: E402
+from builder.engine import registry as registry_mod  # noqa: E402
 from builder.model.config import arch_of, load_settings  # noqa: E402
 from builder.model.records import BuildRecord, load  # noqa: E402
 from builder.model.variants import load_variants  # noqa: E402
