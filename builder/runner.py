@@ -34,7 +34,7 @@ from builder.stages import build as build_stage
 from builder.stages import lock, root, sbom, sign, smoke
 from builder.stages import publish as publish_stage
 from builder.stages.plan import make_plan, repository, with_ancestors
-from builder.stages.render import dockerfile_parent, render_all
+from builder.stages.render import dockerfile_stages, render_all
 
 
 class Observer(Protocol):
@@ -112,9 +112,10 @@ def variants_of(settings: Settings) -> VariantSet:
             raise FactoryError(f"--name {name}: a variant of that name already exists")
         checks_file = path.parent / "hjk-checks.yaml"
         checks = load_model(checks_file, Checks) if checks_file.is_file() else Checks()
+        stages = dockerfile_stages(path, settings.config.image)
         spec = VariantFile(
             name=name, description=f"{name}, built from {path.name}", dockerfile=path.name,
-            parent=dockerfile_parent(path, settings.config.image), checks=checks,
+            parent=stages.parent, stage_variants=stages.uses, checks=checks,
         )
         files[name] = (spec, path.parent / f"{name}.yaml")
     return resolve(files, list(settings.config.platforms))

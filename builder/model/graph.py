@@ -25,6 +25,8 @@ class Job:
     content_hash: str
     level: int
     """Depth in the graph: 0 builds on the root."""
+    uses: tuple[str, ...] = ()
+    """Other variants an earlier Dockerfile stage builds FROM: built first, pinned by digest."""
 
     @property
     def key(self) -> str:
@@ -33,6 +35,15 @@ class Job:
     @property
     def parent_key(self) -> str | None:
         return None if self.parent == ROOT else f"{self.parent}/{arch_of(self.platform)}"
+
+    @property
+    def use_keys(self) -> tuple[str, ...]:
+        return tuple(f"{v}/{arch_of(self.platform)}" for v in self.uses)
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Every job that must have finished before this one starts."""
+        return (*([self.parent_key] if self.parent_key else []), *self.use_keys)
 
 
 @dataclass(frozen=True)
@@ -47,7 +58,8 @@ class Plan:
         return next(j for j in self.jobs if j.key == key)
 
     def children(self, key: str) -> list[Job]:
-        return [j for j in self.jobs if j.parent_key == key]
+        """Jobs that build on KEY: as their parent, or in an earlier stage."""
+        return [j for j in self.jobs if key in j.needs]
 
     def descendants(self, key: str) -> list[Job]:
         found: list[Job] = []
@@ -57,6 +69,11 @@ class Plan:
             found.extend(kids)
             frontier = [c.key for c in kids]
         return found
+
+
+def stage_arg(variant: str) -> str:
+    """The build argument that carries VARIANT's pinned reference to a Dockerfile stage."""
+    return "HJK_FROM_" + variant.upper().replace("-", "_")
 
 
 def identity(job: Job, parent_digest: str, build_args: dict[str, str]) -> str:

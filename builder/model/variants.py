@@ -214,7 +214,10 @@ class VariantFile(Strict):
     template: str | None = None
     """A Jinja template in dockerfiles/ (usually variant.Dockerfile.j2)..."""
     dockerfile: str | None = None
-    """...or a team's own Dockerfile (path relative to this file), whose FROM names the parent."""
+    """...or a team's own Dockerfile (path relative to this file), whose final FROM names the parent."""
+    stage_variants: list[str] = Field(default_factory=list)
+    """`dockerfile` only: the other factory variants its earlier stages build FROM (each
+    pinned to this run's digest, and built first)."""
     platforms: list[Platform] | None = None
     """Default: the parent's (root: the factory's). A child may not drop a parent's platform."""
     packages: list[str] = Field(default_factory=list)
@@ -358,6 +361,16 @@ def load_variant_files(folder: Path) -> dict[str, tuple[VariantFile, Path]]:
     return files
 
 
+def _lineage_names(files: dict[str, tuple[VariantFile, Path]], name: str) -> set[str]:
+    """NAME's ancestors by name (as far as the files go)."""
+    found: set[str] = set()
+    current = files[name][0].parent
+    while current in files and current not in found:
+        found.add(current)
+        current = files[current][0].parent
+    return found
+
+
 def resolve(files: dict[str, tuple[VariantFile, Path]], root_platforms: list[str]) -> VariantSet:
     resolved: dict[str, Variant] = {}
 
@@ -385,6 +398,12 @@ def resolve(files: dict[str, tuple[VariantFile, Path]], root_platforms: list[str
                 f"{path}: platforms: drops {', '.join(dropped)} that {source} builds; "
                 "a child must keep every platform of its parent"
             )
+        for used in spec.stage_variants:
+            if used not in files:
+                raise FactoryError(f"{path}: a stage builds FROM variant '{used}', which doesn't exist "
+                                   f"(known: {', '.join(files)})")
+            if used == name or name in _lineage_names(files, used):
+                raise FactoryError(f"{path}: a stage builds FROM '{used}', which builds on {name}: a cycle")
         tools = _merge_unique(parent.tools if parent else (), spec.tools)
         lineage = (*parent.lineage, parent.name) if parent else ()
         _check_language_managers(spec, path, tools, lineage)

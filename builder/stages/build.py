@@ -18,7 +18,7 @@ from builder.engine import buildx, oci, state
 from builder.engine import commands as tools
 from builder.model.config import Settings, arch_of
 from builder.model.errors import FactoryError
-from builder.model.graph import IDENTITY_LABEL, Job, Plan, RootImage, identity, index_tag, staging_tag
+from builder.model.graph import IDENTITY_LABEL, Job, Plan, RootImage, identity, index_tag, stage_arg, staging_tag
 from builder.model.records import BuildRecord, PlatformBuild, RootRecord, VariantIndex
 from builder.model.rendered import RenderedVariant, locate_failure
 
@@ -73,9 +73,12 @@ class Executor:
         start = time.monotonic()
         parent_ref = self._parent_reference(job)
         parent_digest = parent_ref.split("@", 1)[1]
-        args = {"BASE_IMAGE": parent_ref, "BASE_DIGEST": parent_digest}
-        # the parent's digest is its identity; where it is served from is not
-        ident = identity(job, parent_digest, {})
+        # earlier Dockerfile stages FROM other variants: pinned to this run's digests
+        stages = {stage_arg(v): f"{self.plan.repository}@{self.results[k].digest}"
+                  for v, k in zip(job.uses, job.use_keys, strict=True)}
+        args = {"BASE_IMAGE": parent_ref, "BASE_DIGEST": parent_digest, **stages}
+        # digests are the identity; where they are served from is not
+        ident = identity(job, parent_digest, _digests_only(stages))
         tag = staging_tag(self.plan, job, ident)
         log_path = self.logs / f"{job.variant}-{arch_of(job.platform)}.log"
         if not self.options.force:
@@ -116,7 +119,7 @@ class Executor:
             while pending or running:
                 ready = [
                     j for j in pending.values()
-                    if j.parent_key is None or j.parent_key in self.results
+                    if all(key in self.results for key in j.needs)
                 ]
                 # deeper jobs first keeps each platform's chain moving
                 for job in sorted(ready, key=lambda j: (-j.level, j.platform)):
@@ -165,6 +168,10 @@ class Executor:
             if result.status == "built":
                 self.listener(job.key, "built", result.digest or "")
         self.results[job.key] = result
+
+
+def _digests_only(stages: dict[str, str]) -> dict[str, str]:
+    return {arg: reference.split("@", 1)[1] for arg, reference in stages.items()}
 
 
 def _reusable(tag: str, platform: str) -> str | None:
@@ -250,10 +257,11 @@ def predict(plan: Plan, root_platforms: dict[str, str] | None) -> dict[str, str]
             parent_digest = (root_platforms or {}).get(job.platform)
         else:
             parent_digest = digests.get(job.parent_key)
-        if parent_digest is None:
+        used = {stage_arg(v): digests.get(k, "") for v, k in zip(job.uses, job.use_keys, strict=True)}
+        if parent_digest is None or not all(used.values()):
             outcome[job.key] = "build (parent is new)" if job.parent_key else "build (no root yet)"
             continue
-        ident = identity(job, parent_digest, {})
+        ident = identity(job, parent_digest, used)
         found = _reusable(staging_tag(plan, job, ident), job.platform)
         if found:
             digests[job.key] = found

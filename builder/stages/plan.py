@@ -23,9 +23,15 @@ def repository(settings: Settings, registry: str) -> str:
 
 def with_ancestors(variants: VariantSet, selected: list[Variant]) -> list[Variant]:
     """The selection plus every ancestor it builds on, in dependency order."""
-    wanted = {v.name for v in selected}
-    for v in selected:
-        wanted.update(v.lineage)
+    wanted: set[str] = set()
+    frontier = [v.name for v in selected]
+    while frontier:  # ancestors, and what Dockerfile stages use, and theirs
+        name = frontier.pop()
+        if name in wanted:
+            continue
+        wanted.add(name)
+        variant = variants[name]
+        frontier.extend((*variant.lineage, *variant.file.stage_variants))
     return [v for v in variants.select([]) if v.name in wanted]
 
 
@@ -44,6 +50,7 @@ def make_plan(
             jobs.append(Job(
                 variant=variant.name, platform=platform, parent=variant.parent,
                 content_hash=rendered[variant.name].content_hash(), level=len(variant.lineage),
+                uses=tuple(variant.file.stage_variants),
             ))
     return Plan(repository=registry_repo, jobs=jobs, variants=by_variant)
 

@@ -19,6 +19,7 @@ import jinja2
 from builder.model import headjack
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
+from builder.model.graph import stage_arg
 from builder.model.rendered import RenderedVariant, differs
 from builder.model.variants import ROOT, Runtime, Variant
 
@@ -199,45 +200,90 @@ def _context_files(settings: Settings, variant: Variant) -> dict[str, bytes]:
     return files
 
 
-FROM_LINE = re.compile(r"^FROM[ \t]+(?:--platform=\S+[ \t]+)?(?P<ref>\S+)(?P<rest>.*)$", re.IGNORECASE | re.MULTILINE)
+FROM_LINE = re.compile(
+    r"^FROM[ \t]+(?:--platform=\S+[ \t]+)?(?P<ref>\S+)(?P<rest>(?:[ \t]+AS[ \t]+(?P<stage>\S+))?.*)$",
+    re.IGNORECASE | re.MULTILINE,
+)
 
 
-def dockerfile_parent(path: Path, image: str) -> str:
-    """The variant a team's Dockerfile builds on, from its first FROM (`.../IMAGE:VARIANT[@sha256:...]`)."""
+@dataclass(frozen=True)
+class DockerfileStages:
+    parent: str
+    """The variant the final stage builds on."""
+    uses: list[str]
+    """Other factory variants earlier stages build on."""
+
+
+def _factory_variant(ref: str, image: str, path: Path) -> str | None:
+    """The variant a FROM reference names, when it is one of this factory's images."""
+    name = ref.split("@", 1)[0]
+    repo, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
+    if repo.rsplit("/", 1)[-1] != image:
+        return None
+    if not re.fullmatch(r"[a-z0-9-]+", tag or ""):
+        raise FactoryError(f"{path}: FROM {ref}: name the variant it builds on ({image}:<variant>)")
+    return tag
+
+
+def dockerfile_stages(path: Path, image: str) -> DockerfileStages:
+    """Which factory variants a team's Dockerfile builds on: the final stage's is the parent."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise FactoryError(f"{path}: can't be read ({exc.strerror})") from exc
-    match = FROM_LINE.search(text)
-    if match is None:
+    matches = list(FROM_LINE.finditer(text))
+    if not matches:
         raise FactoryError(f"{path}: no FROM line")
-    found = re.match(rf"^(?:.*/)?{re.escape(image)}:(?P<variant>[a-z0-9-]+)(?:@sha256:[0-9a-f]{{64}})?$",
-                     match.group("ref"))
-    if found is None:
+    stages: set[str] = set()
+    named: list[str | None] = []
+    for match in matches:
+        ref = match.group("ref")
+        named.append(None if ref.lower() in stages or ref == "scratch" else _factory_variant(ref, image, path))
+        if match.group("stage"):
+            stages.add(match.group("stage").lower())
+    parent = named[-1]
+    if parent is None:
         raise FactoryError(
-            f"{path}: FROM {match.group('ref')} is not one of this factory's images "
+            f"{path}: the final FROM {matches[-1].group('ref')} is not one of this factory's images "
             f"(expected REGISTRY/NAMESPACE/{image}:<variant>)"
         )
-    return found.group("variant")
+    uses = [v for v in dict.fromkeys(n for n in named if n) if v != parent]
+    return DockerfileStages(parent, uses)
+
+
+def dockerfile_parent(path: Path, image: str) -> str:
+    """The variant a team's Dockerfile builds on (its final stage's)."""
+    return dockerfile_stages(path, image).parent
 
 
 def render_dockerfile(variant: Variant, settings: Settings) -> RenderedVariant:
-    """A team's own Dockerfile: its first FROM becomes the pinned parent, our labels are added."""
+    """A team's own Dockerfile: every FROM naming a factory image is pinned (the parent's to
+    BASE_IMAGE, others' to HJK_FROM_<VARIANT>), our labels are added."""
     if variant.file.dockerfile is None:
         raise FactoryError(f"{variant.path}: variant {variant.name} names no Dockerfile")
     path = (variant.path.parent / variant.file.dockerfile).resolve()
-    parent = dockerfile_parent(path, settings.config.image)
-    if parent != variant.parent:
-        raise FactoryError(f"{path}: FROM names '{parent}' but the variant's parent is '{variant.parent}'")
+    found = dockerfile_stages(path, settings.config.image)
+    if found.parent != variant.parent:
+        raise FactoryError(f"{path}: FROM names '{found.parent}' but the variant's parent is '{variant.parent}'")
     text = path.read_text(encoding="utf-8")
-    match = FROM_LINE.search(text)
-    if match is None:
-        raise FactoryError(f"{path}: no FROM line")
-    body = text[: match.start()] + "FROM ${BASE_IMAGE}" + match.group("rest") + text[match.end():]
+    stages: set[str] = set()
+
+    def pin(match: re.Match[str]) -> str:
+        ref = match.group("ref")
+        used = None if ref.lower() in stages or ref == "scratch" else _factory_variant(ref, settings.config.image, path)
+        if match.group("stage"):
+            stages.add(match.group("stage").lower())
+        if used is None:
+            return match.group(0)
+        arg = "BASE_IMAGE" if used == variant.parent else stage_arg(used)
+        return f"FROM ${{{arg}}}{match.group('rest')}"
+
+    body = FROM_LINE.sub(pin, text)
+    args = "".join(f"ARG {stage_arg(v)}\n" for v in found.uses)
     labels = " \\\n      ".join(f"{k}={double_quoted(v)}" for k, v in sorted(image_labels(variant, settings).items()))
     dockerfile = (
-        f"# {variant.name}: built by hjk-images from {path.name}; its FROM is pinned to the parent's digest.\n"
-        "ARG BASE_IMAGE\n" + body.rstrip() + "\n\n"
+        f"# {variant.name}: built by hjk-images from {path.name}; every FROM naming a factory image is pinned.\n"
+        "ARG BASE_IMAGE\n" + args + body.rstrip() + "\n\n"
         "ARG BASE_IMAGE\nARG BASE_DIGEST=unknown\nARG BUILD_CREATED=1970-01-01T00:00:00Z\n"
         "ARG BUILD_REVISION=unknown\nARG BUILD_VERSION=dev\n"
         f"LABEL {labels}\n"

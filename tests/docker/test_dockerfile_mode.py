@@ -62,3 +62,51 @@ def test_a_from_that_is_not_ours_is_refused(tmp_path: Path) -> None:
                "--name", "team", check=False)
     assert proc.returncode == 1
     assert f"{dockerfile}: FROM debian:trixie is not one of this factory's images" in proc.stderr
+
+
+MULTI_STAGE = """\
+# The product page's best practice: compile in one stage, copy into the final one.
+FROM nowhere.invalid:5000/fixture/images:tiny AS builder
+USER 0
+RUN apt-get update \\
+ && apt-get install -y --no-install-recommends tcc libc6-dev \\
+ && printf '#include <stdio.h>\\nint main(void) { puts("hello from stage one"); return 0; }\\n' > /tmp/hello.c \\
+ && tcc -o /usr/local/bin/hello /tmp/hello.c
+
+FROM scratch AS unused
+FROM ghcr.io/fixture/images:leaf
+COPY --from=builder /usr/local/bin/hello /usr/local/bin/hello
+"""
+
+
+def test_every_stage_of_a_multi_stage_dockerfile_builds_on_this_runs_digests(
+    fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    dockerfile = tmp_path / "Dockerfile.dev"
+    dockerfile.write_text(MULTI_STAGE)
+    (tmp_path / "hjk-checks.yaml").write_text(
+        "commands:\n  - {name: stage one's binary runs, run: hello, expect: '^hello from stage one$'}\n"
+    )
+    record = tmp_path / "record.json"
+    team = ("--config", str(FIXTURE_CONFIG), "--dockerfile", str(dockerfile), "--name", "multi")
+    # build
+    hjk(team[0], team[1], "build", *team[2:], "--variant", "multi", "--registry", fixture_build.registry.address,
+        "--record", str(record))
+    built = load(record, BuildRecord)
+    statuses = {b.key: b.status for b in built.builds}
+    # the final stage's variant (leaf) is the parent; tiny, named by a stage, is built (here: reused) first
+    assert statuses == {"tiny/amd64": "reused", "tiny/arm64": "reused", "leaf/amd64": "reused",
+                        "leaf/arm64": "reused", "multi/amd64": "built", "multi/arm64": "built"}
+    assert built.variant("multi").parent == "leaf"
+    results = tmp_path / "results.json"
+    hjk(team[0], team[1], "test", *team[2:], "--variant", "multi", "--record", str(record), "--results", str(results))
+    images = load(results, TestResults).images
+    assert {i.platform for i in images} == {"linux/amd64", "linux/arm64"}
+    for image in images:
+        outcome = {c.name: c.status for c in image.checks}
+        assert outcome["stage one's binary runs"] == "passed", image.platform
+        assert outcome["leaf file"] == "passed"  # the parent's checks ran too
+    # the tags the Dockerfile names were never asked for: the pinned digests were used
+    for build in built.builds_of("multi"):
+        log = Path(build.log or "").read_text()
+        assert "nowhere.invalid" not in log and "ghcr.io" not in log
