@@ -318,6 +318,10 @@ def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
 @record_option
 @network_option
 @click.option("--dry-run", is_flag=True, help="Show what would be built or reused; build nothing.")
+@click.option("--load", is_flag=True,
+              help="With --dockerfile: build it for this machine's platform only and load it into the local "
+                   "engine (as NAME:dev, or --tag) instead of pushing it: the quick local loop.")
+@click.option("--tag", "local_tag", metavar="REF", help="With --load: the local tag (default NAME:dev).")
 @changed_option
 @dockerfile_options
 @click.pass_context
@@ -325,12 +329,15 @@ def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
 def build(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...],
           registry: str | None, builder: str | None, force: bool, no_cache: bool,
           max_parallel: int, record_path: Path | None, network: str | None, dry_run: bool,
-          changed_since: str | None) -> None:
+          load: bool, local_tag: str | None, changed_since: str | None) -> None:
     """Build variants for every platform, push them, and join each into a multi-arch index.
 
     Parents build first; children build FROM their parent's digest. A build whose
     inputs match an image already in the registry is reused, not rebuilt.
     """
+    if load:
+        build_local(ctx, registry, builder, network, local_tag)
+        return
     if dry_run:
         ctx.invoke(plan, variant_names=variant_names, platforms=platforms, registry=registry,
                    as_json=False, offline=False, changed_since=changed_since)
@@ -349,6 +356,25 @@ def build(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[s
         skipped = [b.key for b in record.builds if b.status == "skipped"]
         raise FactoryError("some builds failed" + (f"; not built because of them: {', '.join(skipped)}"
                                                    if skipped else ""))
+
+
+def build_local(ctx: click.Context, registry: str | None, builder: str | None, network: str | None,
+                local_tag: str | None) -> None:
+    """`build --dockerfile F --name NAME --load`: this platform only, loaded, not pushed."""
+    settings = settings_of(ctx)
+    if settings.dockerfile_variant is None:
+        raise FactoryError("--load builds a team's Dockerfile: give --dockerfile and --name")
+    name = settings.dockerfile_variant[1]
+    tag = local_tag or f"{name}:dev"
+    target = runner.start_registry(settings, registry)  # where the parent lives
+    options = runner.build_options(settings, builder=builder, network=network, load={name: tag})
+    platform = f"linux/{smoke.host_arch()}"
+    record = runner.build(settings, target, runner.prepare(settings, target, [name], [platform]), options,
+                          ConsoleObserver(show_indexes=False))
+    if not record.ok:
+        raise FactoryError("the build failed")
+    click.echo(f"docker run --rm -it {tag}")
+    note(f"loaded {tag} ({platform}); with Headjack: hjk run <branch> --image {tag}")
 
 
 @main.command()

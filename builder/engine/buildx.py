@@ -35,8 +35,10 @@ def buildx_build(
     builder: str | None = None,
     no_cache: bool = False,
     network: str | None = None,
+    load: bool = False,
 ) -> BuildOutcome:
-    """Build one platform with buildx and push it; stream the whole log to `log_path`."""
+    """Build one platform with buildx and push it (or, with LOAD, load it into the local
+    engine: the digest is then the image's id); stream the whole log to `log_path`."""
     from python_on_whales.exceptions import DockerException
 
     metadata = log_path.with_suffix(".metadata.json")
@@ -49,7 +51,7 @@ def buildx_build(
                 context, file=dockerfile, platforms=[platform], tags=list(tags),
                 build_args=dict(build_args or {}), labels=dict(labels or {}),
                 secrets=list(secrets), builder=builder, cache=not no_cache,
-                push=True, provenance=False, metadata_file=metadata,
+                push=not load, load=load, provenance=False, metadata_file=metadata,
                 network=network, progress="plain", stream_logs=True,
             )
             for line in stream:  # type: ignore[union-attr]

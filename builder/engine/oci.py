@@ -113,6 +113,11 @@ def lookup(reference: str) -> str | None:
                             f"{tail[-1] if tail else 'no answer'}") from None
 
 
+def local_image_size(reference: str) -> int:
+    """Size of an image in the local engine (uncompressed)."""
+    return int(tools.run(["docker", "image", "inspect", "--format", "{{.Size}}", reference], timeout=60).stdout)
+
+
 def exists(reference: str) -> bool:
     try:
         inspect(reference)

@@ -9,9 +9,9 @@ import datetime as dt
 import functools
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.engine import buildx, oci, state
@@ -40,6 +40,9 @@ class BuildOptions:
     extra_ca: Path | None = None
     network: str | None = None
     """RUN steps' network (`host` reaches services on this machine's loopback)."""
+    load: dict[str, str] = field(default_factory=dict)
+    """Variant -> local tag: built for one platform and loaded into the engine, not pushed
+    (the quick local loop for a team's Dockerfile)."""
 
 
 def created_timestamp(epoch: int | None) -> str:
@@ -81,7 +84,8 @@ class Executor:
         ident = identity(job, parent_digest, _digests_only(stages))
         tag = staging_tag(self.plan, job, ident)
         log_path = self.logs / f"{job.variant}-{arch_of(job.platform)}.log"
-        if not self.options.force:
+        local_tag = self.options.load.get(job.variant)
+        if not self.options.force and local_tag is None:
             existing = _reusable(tag, job.platform)
             if existing is not None:
                 self.listener(job.key, "reused", existing)
@@ -98,15 +102,16 @@ class Executor:
         secrets = [f"id=extra_ca,src={self.options.extra_ca}"] if self.options.extra_ca else []
         outcome = tools.retry_transient(lambda: buildx.buildx_build(
             context=self.contexts[job.variant], dockerfile=self.contexts[job.variant] / "Dockerfile",
-            platform=job.platform, tags=[tag], log_path=log_path,
+            platform=job.platform, tags=[local_tag or tag], log_path=log_path,
             build_args={**args, **volatile}, labels={IDENTITY_LABEL: ident},
             secrets=secrets, builder=self.options.builder, no_cache=self.options.no_cache,
-            network=self.options.network,
+            network=self.options.network, load=local_tag is not None,
         ))
         digest = outcome.digest
+        size = oci.local_image_size(local_tag) if local_tag else oci.image_size(f"{tag}@{digest}")
         return PlatformBuild(
             variant=job.variant, platform=job.platform, status="built", identity=ident,
-            digest=digest, staging_tag=tag, size_bytes=oci.image_size(f"{tag}@{digest}"),
+            digest=digest, staging_tag=local_tag or tag, size_bytes=size,
             duration_s=time.monotonic() - start, log=str(log_path),
         )
 
@@ -185,12 +190,14 @@ def _reusable(tag: str, platform: str) -> str | None:
     return info.digest
 
 
-def join_indexes(plan: Plan, results: dict[str, PlatformBuild]) -> list[VariantIndex]:
-    """One index per variant whose every platform succeeded; none for the others."""
+def join_indexes(plan: Plan, results: dict[str, PlatformBuild], loaded: Iterable[str] = ()) -> list[VariantIndex]:
+    """One index per variant whose every platform succeeded; none for the others, nor for
+    variants loaded into the local engine."""
+    loaded = set(loaded)
     wanted = [
         VariantIndex(name=variant, platforms=list(platforms),
                      parent=plan.job(f"{variant}/{arch_of(platforms[0])}").parent if platforms else "")
-        for variant, platforms in plan.variants.items()
+        for variant, platforms in plan.variants.items() if variant not in loaded
     ]
     return join(plan.repository, wanted, results)
 
@@ -239,7 +246,7 @@ def build(
         registry=registry, repository=plan.repository, created=options.created,
         revision=options.revision,
         root=RootRecord(reference=root.reference, digest=root.digest, platforms=root.platforms),
-        builds=builds, variants=[] if interrupted else join_indexes(plan, executor.results),
+        builds=builds, variants=[] if interrupted else join_indexes(plan, executor.results, options.load),
         interrupted=interrupted,
     )
 

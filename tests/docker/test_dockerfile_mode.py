@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import subprocess
 from pathlib import Path
 
 from builder.engine import oci
+from builder.engine.registry import catalog
+from builder.engine.state import STATE_ENV
 from builder.model.records import BuildRecord, TestResults, load
 from tests.conftest import FIXTURE_CONFIG, hjk
 from tests.docker.conftest import FixtureBuild
+
+HOST_ARCH = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
 
 
 def team_project(tmp_path: Path) -> Path:
@@ -110,3 +117,33 @@ def test_every_stage_of_a_multi_stage_dockerfile_builds_on_this_runs_digests(
     for build in built.builds_of("multi"):
         log = Path(build.log or "").read_text()
         assert "nowhere.invalid" not in log and "ghcr.io" not in log
+
+
+def test_the_quick_local_loop_loads_one_platform_and_reuses_earlier_layers(
+    fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    dockerfile = team_project(tmp_path)
+    tag = f"hjk-loop-{tmp_path.name.lower()}:dev"
+    team = ("--config", str(FIXTURE_CONFIG), "build", "--dockerfile", str(dockerfile), "--name", "loop",
+            "--registry", fixture_build.registry.address, "--load", "--tag", tag)
+    try:
+        first = hjk(*team)
+        assert f"docker run --rm -it {tag}" in first.stdout
+        ran = subprocess.run(["docker", "run", "--rm", tag, "cat", "/etc/team-release"],
+                             capture_output=True, text=True, check=True)
+        assert ran.stdout.strip() == "team"
+        # one line changed in the last step: every earlier step comes from the layer cache
+        dockerfile.write_text(dockerfile.read_text().replace("echo team >", "echo team-2 >"))
+        hjk(*team)
+        ran = subprocess.run(["docker", "run", "--rm", tag, "cat", "/etc/team-release"],
+                             capture_output=True, text=True, check=True)
+        assert ran.stdout.strip() == "team-2"
+        log = (Path(os.environ[STATE_ENV]) / "logs" / "build" / f"loop-{HOST_ARCH}.log").read_text()
+        copy_step = next(line for line in log.splitlines() if "COPY note.txt" in line)
+        step = copy_step.split()[0]  # "#7"
+        assert any(line.startswith(f"{step} CACHED") for line in log.splitlines()), log[-2000:]
+        # nothing was pushed for it
+        repo = fixture_build.record.repository.split("/", 1)[1]
+        assert not any(t.startswith("build-loop") for t in catalog(fixture_build.registry.address).get(repo, []))
+    finally:
+        subprocess.run(["docker", "rmi", "-f", tag], capture_output=True, check=False)
