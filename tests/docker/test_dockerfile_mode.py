@@ -68,7 +68,7 @@ def test_a_from_that_is_not_ours_is_refused(tmp_path: Path) -> None:
     proc = hjk("--config", str(FIXTURE_CONFIG), "plan", "--offline", "--dockerfile", str(dockerfile),
                "--name", "team", check=False)
     assert proc.returncode == 1
-    assert f"{dockerfile}: FROM debian:trixie is not one of this factory's images" in proc.stderr
+    assert f"{dockerfile}: the final FROM debian:trixie is not one of this factory's images" in proc.stderr
 
 
 MULTI_STAGE = """\
