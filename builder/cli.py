@@ -378,6 +378,26 @@ def build_local(ctx: click.Context, registry: str | None, builder: str | None, n
 
 
 @main.command()
+@variant_option
+@platform_option
+@record_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable sizes on stdout.")
+@click.pass_context
+@friendly_errors
+def size(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...], record_path: Path | None,
+         as_json: bool) -> None:
+    """What each built image weighs: compressed (registry) and uncompressed (engine), and the
+    layers that weigh the most with the Dockerfile step that made them."""
+    record = load(record_path or runner.default_record_path(), BuildRecord)
+    measured = runner.sizes_of(record, list(variant_names), list(platforms))
+    if as_json:
+        click.echo(json.dumps([{"variant": b.variant, "platform": b.platform, "digest": b.digest,
+                                **(b.sizes.model_dump() if b.sizes else {})} for b in measured], indent=2))
+    else:
+        out_console.print(report.size_table(measured))
+
+
+@main.command()
 @click.pass_context
 @friendly_errors
 def lint(ctx: click.Context) -> None:

@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from builder.engine import extra_ca, git, oci, state
+from builder.engine import extra_ca, git, oci, sizes, state
 from builder.engine import registry as registries
 from builder.engine.contents import read_contents
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
 from builder.model.graph import Plan
 from builder.model.loading import load_model
-from builder.model.records import BuildRecord, ImageResult, ReleaseRecord, TagPlan, TestResults, save
+from builder.model.records import BuildRecord, ImageResult, PlatformBuild, ReleaseRecord, TagPlan, TestResults, save
 from builder.model.rendered import RenderedVariant
 from builder.model.variants import Checks, VariantFile, VariantSet, load_variant_files, resolve
 from builder.stages import build as build_stage
@@ -279,10 +279,12 @@ def publish(
             observer.stage("sbom", f"{len(boms)} SBOMs attached" + (f" ({how})" if how else ""))
         else:
             observer.stage("sbom", "[yellow]no SBOMs: --no-sbom[/]")
+        published = publish_stage.apply(plans, record.repository)
         release = ReleaseRecord(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), revision=record.revision,
             version=version, repository=record.repository,
-            variants=publish_stage.apply(plans, record.repository),
+            variants=[v.model_copy(update={"sizes": {b.platform: b.sizes for b in record.builds_of(v.variant)
+                                                     if b.sizes}}) for v in published],
         )
     saved = save(release, release_path)
     observer.published(plans, release, record.repository, saved)
@@ -394,6 +396,21 @@ class _StageTable:
     def published(self, plans: list[TagPlan], release: ReleaseRecord | None,
                   repository: str, saved: Path | None) -> None:
         self._observer.published(plans, release, repository, saved)
+
+
+def sizes_of(record: BuildRecord, variant_names: list[str], platforms: list[str]) -> list[PlatformBuild]:
+    """The record's images with their sizes measured now, layer by layer (pulled when the
+    engine doesn't hold them)."""
+    measured = []
+    for b in record.builds:
+        if b.digest is None or (variant_names and b.variant not in variant_names) \
+                or (platforms and b.platform not in platforms):
+            continue
+        found = sizes.measure(f"{record.repository}@{b.digest}", b.platform)
+        measured.append(b.model_copy(update={"sizes": found, "size_bytes": found.compressed}))
+    if not measured:
+        raise FactoryError("no built image in the record for that selection")
+    return measured
 
 
 def debian_versions(record: BuildRecord) -> dict[str, dict[str, str]]:

@@ -55,6 +55,11 @@ def _imagetools_inspect(reference: str, template: str) -> str:
             from None
 
 
+def config_of(reference: str) -> str:
+    """The image config (JSON) of a single-platform image."""
+    return _imagetools_inspect(reference, "{{json .Image}}")
+
+
 def inspect(reference: str) -> IndexInfo:
     """Digest and per-platform digests of REFERENCE; FactoryError naming it and the registry's
     answer when it can't be read (absent, or the registry failed)."""
@@ -136,15 +141,6 @@ def raw_manifest(reference: str) -> dict[str, object]:
     result = tools.run(["docker", "buildx", "imagetools", "inspect", "--raw", reference], timeout=120)
     data: dict[str, object] = json.loads(result.stdout)
     return data
-
-
-def image_size(reference: str) -> int:
-    """Compressed size of a single-platform image: config plus layers, as pushed."""
-    manifest = raw_manifest(reference)
-    layers = manifest.get("layers")
-    config = manifest.get("config")
-    blobs = [*(layers if isinstance(layers, list) else []), config]
-    return sum(int(blob.get("size", 0)) for blob in blobs if isinstance(blob, dict))
 
 
 def repository_of(reference: str) -> str:

@@ -30,6 +30,22 @@ class RootRecord(Record):
     platforms: dict[str, str]
 
 
+class LayerSize(Record):
+    step: str
+    """The Dockerfile step that made the layer (empty when unknown)."""
+    compressed: int
+    uncompressed: int | None = None
+
+
+class ImageSize(Record):
+    compressed: int
+    """The manifest's config and layers, as stored in the registry."""
+    uncompressed: int | None = None
+    """As unpacked in an engine (None when the image wasn't in the engine)."""
+    layers: list[LayerSize] = Field(default_factory=list)
+    """Oldest first."""
+
+
 class PlatformBuild(Record):
     variant: str
     platform: str
@@ -38,6 +54,8 @@ class PlatformBuild(Record):
     digest: str | None = None
     staging_tag: str | None = None
     size_bytes: int | None = None
+    """Compressed, in the registry (what `sizes.compressed` says)."""
+    sizes: ImageSize | None = None
     duration_s: float = 0.0
     log: str | None = None
     error: str | None = None
@@ -178,6 +196,8 @@ class PublishedVariant(Record):
     tags: list[str]
     moved: list[str]
     """Tags that pointed elsewhere (or nowhere) before this publish."""
+    sizes: dict[str, ImageSize] = Field(default_factory=dict)
+    """Platform -> what its image weighs (from the build record)."""
 
     @property
     def pinned(self) -> str:

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from builder.model.graph import Plan
-from builder.model.records import BuildRecord, TestResults
+from builder.model.records import BuildRecord, PlatformBuild, TestResults
 
 STYLES = {
     "waiting": "dim", "building": "cyan", "built": "green", "reused": "green",
@@ -86,10 +86,11 @@ class Board:
 
 
 def build_summary(record: BuildRecord) -> Table:
-    table = Table("variant", "platform", "digest", "size", "time", "result", title="build summary")
+    table = Table("variant", "platform", "digest", "compressed", "unpacked", "time", "result", title="build summary")
     for b in record.builds:
         table.add_row(
             b.variant, b.platform, short_digest(b.digest), human_size(b.size_bytes),
+            human_size(b.sizes.uncompressed if b.sizes else None),
             f"{b.duration_s:.0f}s", f"[{STYLES.get(b.status, '')}]{b.status}[/]",
         )
     return table
@@ -122,4 +123,20 @@ def test_summary(results: TestResults) -> Table:
             str(len(image.checks)), str(failed), str(omitted),
             "[green]passed[/]" if image.passed else "[bold red]FAILED[/]",
         )
+    return table
+
+
+def size_table(builds: list[PlatformBuild], top: int = 5) -> Table:
+    """Per image: compressed and uncompressed totals, then its biggest layers and their steps."""
+    table = Table("variant", "platform", "compressed", "uncompressed", "biggest layers (uncompressed, step)",
+                  title="image sizes")
+    for b in builds:
+        sizes = b.sizes
+        if sizes is None:
+            continue
+        biggest = sorted(sizes.layers, key=lambda layer: layer.uncompressed or layer.compressed, reverse=True)[:top]
+        lines = [f"{human_size(layer.uncompressed or layer.compressed)}  {escape(layer.step[:70]) or '?'}"
+                 for layer in biggest]
+        table.add_row(b.variant, b.platform, human_size(sizes.compressed), human_size(sizes.uncompressed),
+                      "\n".join(lines))
     return table

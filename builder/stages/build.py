@@ -14,12 +14,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.engine import buildx, oci, state
+from builder.engine import buildx, oci, sizes, state
 from builder.engine import commands as tools
 from builder.model.config import Settings, arch_of
 from builder.model.errors import FactoryError
 from builder.model.graph import IDENTITY_LABEL, Job, Plan, RootImage, identity, index_tag, stage_arg, staging_tag
-from builder.model.records import BuildRecord, PlatformBuild, RootRecord, VariantIndex
+from builder.model.records import BuildRecord, ImageSize, PlatformBuild, RootRecord, VariantIndex
 from builder.model.rendered import RenderedVariant, locate_failure
 
 Listener = Callable[[str, str, str], None]
@@ -89,9 +89,11 @@ class Executor:
             existing = _reusable(tag, job.platform)
             if existing is not None:
                 self.listener(job.key, "reused", existing)
+                # compressed figures from the registry; layer by layer too when the engine has it
+                measured = sizes.measure(f"{self.plan.repository}@{existing}", job.platform, pull=False)
                 return PlatformBuild(
                     variant=job.variant, platform=job.platform, status="reused", identity=ident,
-                    digest=existing, staging_tag=tag, size_bytes=oci.image_size(f"{tag}@{existing}"),
+                    digest=existing, staging_tag=tag, size_bytes=measured.compressed, sizes=measured,
                     duration_s=time.monotonic() - start,
                 )
         self.listener(job.key, "building", "")
@@ -108,10 +110,13 @@ class Executor:
             network=self.options.network, load=local_tag is not None,
         ))
         digest = outcome.digest
-        size = oci.local_image_size(local_tag) if local_tag else oci.image_size(f"{tag}@{digest}")
+        if local_tag:
+            measured = ImageSize(compressed=0, uncompressed=oci.local_image_size(local_tag))
+        else:  # the docker driver keeps what it pushed in the engine: every layer can be weighed
+            measured = sizes.measure(f"{self.plan.repository}@{digest}", job.platform, pull=False)
         return PlatformBuild(
             variant=job.variant, platform=job.platform, status="built", identity=ident,
-            digest=digest, staging_tag=local_tag or tag, size_bytes=size,
+            digest=digest, staging_tag=local_tag or tag, size_bytes=measured.compressed or None, sizes=measured,
             duration_s=time.monotonic() - start, log=str(log_path),
         )
 

@@ -1,0 +1,34 @@
+"""What images weigh: read from the image itself, layer by layer, for both platforms."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import FIXTURE_CONFIG, hjk
+from tests.docker.conftest import FixtureBuild
+
+
+def test_size_reports_every_layer_with_the_step_that_made_it(fixture_build: FixtureBuild) -> None:
+    proc = hjk("--config", str(FIXTURE_CONFIG), "size", "--record", str(fixture_build.record_path),
+               "--variant", "tiny", "--json")
+    reports = {r["platform"]: r for r in json.loads(proc.stdout)}
+    assert set(reports) == {"linux/amd64", "linux/arm64"}
+    for platform, report in reports.items():
+        layers = report["layers"]
+        assert 0 < _config_size(report) < 100_000  # the total is the layers plus the small config blob
+        assert report["uncompressed"] >= sum(layer["uncompressed"] for layer in layers) > report["compressed"] / 2
+        # the root's file system is the first layer; tiny's fragment made a layer of its own
+        assert layers[0]["uncompressed"] > 50_000_000, platform
+        assert any(layer["step"] == "RUN echo tiny > /etc/tiny-release" for layer in layers), layers
+    table = hjk("--config", str(FIXTURE_CONFIG), "size", "--record", str(fixture_build.record_path),
+                "--variant", "tiny")
+    assert "image sizes" in table.stdout and "echo tiny" in table.stdout
+
+
+def _config_size(report: dict[str, object]) -> int:
+    """The config blob is counted in the compressed total but is no layer."""
+    layers = report["layers"]
+    assert isinstance(layers, list)
+    total = report["compressed"]
+    assert isinstance(total, int)
+    return total - sum(int(layer["compressed"]) for layer in layers)
