@@ -238,6 +238,10 @@ sign_key_option = click.option(
     "--sign-key", type=click.Path(dir_okay=False, path_type=Path), envvar="HJK_SIGN_KEY",
     help="cosign private key to sign what is published (password in $COSIGN_PASSWORD; also $HJK_SIGN_KEY).",
 )
+budget_option = click.option(
+    "--allow-over-budget", is_flag=True,
+    help="Publish even where an image is over its size budget (said, and kept in the release record).",
+)
 sbom_option = click.option(
     "--sbom/--no-sbom", "with_sbom", default=True, show_default=True,
     help="Make a CycloneDX SBOM per platform image and attach it in the registry.",
@@ -473,12 +477,13 @@ def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tupl
 @variant_option
 @sign_key_option
 @sbom_option
+@budget_option
 @dockerfile_options
 @click.pass_context
 @friendly_errors
 def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tuple[Path, ...], version: str | None,
                 force: bool, dry_run: bool, release_path: Path | None, variant_names: tuple[str, ...],
-                sign_key: Path | None, with_sbom: bool) -> None:
+                sign_key: Path | None, with_sbom: bool, allow_over_budget: bool) -> None:
     """Move the public tags to tested indexes: only what passed, one step per variant.
 
     With --sign-key, each published index and its platform images are signed (cosign).
@@ -487,7 +492,8 @@ def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tup
     record = load(record_path or runner.default_record_path(), BuildRecord)
     results = merge_results([load(p, TestResults) for p in results_paths or (runner.default_results_path(),)])
     request = runner.PublishRequest(version=version, force=force, dry_run=dry_run, only=list(variant_names),
-                                    sign_key=sign_key, with_sbom=with_sbom, release_path=release_path)
+                                    sign_key=sign_key, with_sbom=with_sbom, release_path=release_path,
+                                    allow_over_budget=allow_over_budget)
     runner.publish(settings, runner.variants_of(settings), record, results, request, ConsoleObserver())
 
 
@@ -503,12 +509,13 @@ def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tup
 @click.option("--dry-run", is_flag=True, help="Show the plan; build, test and publish nothing.")
 @sign_key_option
 @sbom_option
+@budget_option
 @dockerfile_options
 @click.pass_context
 @friendly_errors
 def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...], registry: str | None,
             version: str | None, force: bool, max_parallel: int, network: str | None, dry_run: bool,
-            sign_key: Path | None, with_sbom: bool) -> None:
+            sign_key: Path | None, with_sbom: bool, allow_over_budget: bool) -> None:
     """The main job: render -> build -> test -> publish, stopping at the first failed stage.
 
     With no --registry and none in factory.yaml, it starts the embedded local
@@ -521,7 +528,8 @@ def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple
     request = runner.ReleaseRequest(
         registry=registry, variant_names=list(variant_names), platforms=list(platforms), force=force,
         max_parallel=max_parallel, network=network,
-        publish=runner.PublishRequest(version=version, force=force, sign_key=sign_key, with_sbom=with_sbom),
+        publish=runner.PublishRequest(version=version, force=force, sign_key=sign_key, with_sbom=with_sbom,
+                                      allow_over_budget=allow_over_budget),
     )
     observer = ConsoleObserver(show_indexes=False)
     try:

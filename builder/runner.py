@@ -30,8 +30,8 @@ from builder.model.loading import load_model
 from builder.model.records import BuildRecord, ImageResult, PlatformBuild, ReleaseRecord, TagPlan, TestResults, save
 from builder.model.rendered import RenderedVariant
 from builder.model.variants import Checks, VariantFile, VariantSet, load_variant_files, resolve
+from builder.stages import budget, lock, root, sbom, sign, smoke
 from builder.stages import build as build_stage
-from builder.stages import lock, root, sbom, sign, smoke
 from builder.stages import publish as publish_stage
 from builder.stages.plan import make_plan, repository, with_ancestors
 from builder.stages.render import dockerfile_stages, render_all
@@ -106,6 +106,9 @@ def default_release_path() -> Path:
 def variants_of(settings: Settings) -> VariantSet:
     """The project's variants, plus a team's Dockerfile as one more when one was given."""
     files = load_variant_files(settings.variants_dir)
+    for name in settings.config.budgets:
+        if name not in files and not (settings.dockerfile_variant and settings.dockerfile_variant[1] == name):
+            raise FactoryError(f"budgets.{name}: no variant named '{name}' (known: {', '.join(files)})")
     if settings.dockerfile_variant is not None:
         path, name = settings.dockerfile_variant
         if name in files:
@@ -246,6 +249,7 @@ class PublishRequest:
     sign_key: Path | None = None
     with_sbom: bool = True
     release_path: Path | None = None
+    allow_over_budget: bool = False
 
 
 def publish(
@@ -262,6 +266,11 @@ def publish(
     with state.exclusive("publish", wait=False):
         plans = publish_stage.plan_publish(record, results, declared, settings.config.tags, version,
                                            dt.datetime.now(dt.UTC).date(), request.force)
+        over = over_budget(settings, record, set(declared))
+        if over and not request.allow_over_budget:
+            raise FactoryError("over budget, nothing published:\n  " + "\n  ".join(map(str, over)))
+        for overrun in over:
+            observer.note(f"[yellow]allowed over budget: {overrun}[/]")
         if request.dry_run:
             observer.published(plans, None, record.repository, None)
             return None
@@ -282,7 +291,7 @@ def publish(
         published = publish_stage.apply(plans, record.repository)
         release = ReleaseRecord(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), revision=record.revision,
-            version=version, repository=record.repository,
+            version=version, repository=record.repository, over_budget=[str(o) for o in over],
             variants=[v.model_copy(update={"sizes": {b.platform: b.sizes for b in record.builds_of(v.variant)
                                                      if b.sizes}}) for v in published],
         )
@@ -396,6 +405,17 @@ class _StageTable:
     def published(self, plans: list[TagPlan], release: ReleaseRecord | None,
                   repository: str, saved: Path | None) -> None:
         self._observer.published(plans, release, repository, saved)
+
+
+def over_budget(settings: Settings, record: BuildRecord, variant_names: set[str]) -> list[budget.Overrun]:
+    """The budgets the record's images break; figures the record lacks are measured now."""
+    budgets = {v.name: v.file.budget for v in variants_of(settings) if v.file.budget}
+    budgets.update(settings.config.budgets)
+    builds = [b for b in record.builds if b.variant in variant_names and b.variant in budgets and b.digest]
+    measured = [b if b.sizes and b.sizes.uncompressed is not None else
+                b.model_copy(update={"sizes": sizes.measure(f"{record.repository}@{b.digest}", b.platform)})
+                for b in builds]
+    return budget.overruns(measured, budgets)
 
 
 def sizes_of(record: BuildRecord, variant_names: list[str], platforms: list[str]) -> list[PlatformBuild]:

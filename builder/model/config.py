@@ -8,10 +8,11 @@ edits the project's own files.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
 
 from builder.model.errors import FactoryError
 from builder.model.loading import describe_validation_error, read_yaml
@@ -96,6 +97,44 @@ class LanguageSources(Strict):
     """RUSTUP_DIST_SERVER (rustup's default: https://static.rust-lang.org)."""
 
 
+SIZE_UNITS = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}
+SIZE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([A-Za-z]+)\s*$")
+
+
+def parse_size(value: object) -> int:
+    """'830MB', '2.2 GB', '600MiB' or a number of bytes -> bytes."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = SIZE_PATTERN.match(str(value))
+    unit = match.group(2).upper() if match else ""
+    if match is None or unit not in SIZE_UNITS:
+        raise ValueError(f"'{value}' is not a size (e.g. 830MB, 2.2GB, 600MiB, or bytes)")
+    return int(float(match.group(1)) * SIZE_UNITS[unit])
+
+
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class SizeLimits(Strict):
+    compressed: Size | None = None
+    """In the registry: the manifest's config and layers."""
+    uncompressed: Size | None = None
+    """Unpacked in an engine."""
+
+
+class Budget(SizeLimits):
+    """A variant's size budget, for every platform unless `platforms` says otherwise."""
+
+    platforms: dict[Platform, SizeLimits] = Field(default_factory=dict)
+
+    def for_platform(self, platform: str) -> SizeLimits:
+        own = self.platforms.get(platform)
+        return SizeLimits(
+            compressed=own.compressed if own and own.compressed else self.compressed,
+            uncompressed=own.uncompressed if own and own.uncompressed else self.uncompressed,
+        )
+
+
 class FactoryConfig(Strict):
     registry: str | None = None
     """Registry host (ghcr.io, localhost:5000...). None: the embedded local registry."""
@@ -115,6 +154,8 @@ class FactoryConfig(Strict):
     tags: TagScheme = Field(default_factory=TagScheme)
     source_url: str = "https://github.com/gilmanlab/headjack-images"
     license: str = "MIT"
+    budgets: dict[str, Budget] = Field(default_factory=dict)
+    """Variant -> the most its images may weigh; a release over budget stops before publish."""
 
 
 def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:

@@ -211,6 +211,8 @@ class ReleaseRecord(Record):
     version: str | None
     repository: str
     variants: list[PublishedVariant]
+    over_budget: list[str] = Field(default_factory=list)
+    """Budgets broken on purpose (--allow-over-budget), as they were reported."""
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from builder.model import headjack
-from builder.model.config import Platform
+from builder.model.config import Budget, Platform
 from builder.model.errors import FactoryError
 from builder.model.loading import load_model
 
@@ -215,6 +215,8 @@ class VariantFile(Strict):
     """A Jinja template in dockerfiles/ (usually variant.Dockerfile.j2)..."""
     dockerfile: str | None = None
     """...or a team's own Dockerfile (path relative to this file), whose final FROM names the parent."""
+    budget: Budget | None = None
+    """The most this variant's images may weigh (factory.yaml's `budgets` may override it)."""
     stage_variants: list[str] = Field(default_factory=list)
     """`dockerfile` only: the other factory variants its earlier stages build FROM (each
     pinned to this run's digest, and built first)."""

@@ -95,3 +95,29 @@ def test_an_invalid_tag_is_rejected_before_anything_is_pushed(
     assert "tag 'xleaf/nested' for leaf is not a valid OCI tag" in proc.stderr
     assert tags_of(fixture_build) == before
     assert not (tmp_path / "release.json").exists()
+
+
+def test_an_image_over_budget_stops_publish_before_any_tag_moves(
+    fixture_build: FixtureBuild, passing_results: Path, tmp_path: Path,
+) -> None:
+    from tests.docker.test_build import fork_of_fixtures
+
+    overlay = fork_of_fixtures(tmp_path)
+    leaf = tmp_path / "variants" / "leaf.yaml"
+    leaf.write_text(leaf.read_text() + "budget: {compressed: 1KB}\n")
+    before = tags_of(fixture_build)
+    proc = publish(fixture_build, passing_results, tmp_path, "--variant", "leaf", "--version", "3.0.0",
+                   config=overlay)
+    assert proc.returncode == 1
+    assert "over budget, nothing published" in proc.stderr
+    assert "leaf linux/amd64 is" in proc.stderr and "over its budget of 0 MB" in proc.stderr
+    assert "heaviest layers:" in proc.stderr and "ADD rootfs.tar" in proc.stderr
+    assert tags_of(fixture_build) == before
+    allowed = publish(fixture_build, passing_results, tmp_path, "--variant", "leaf", "--version", "3.0.0",
+                      "--allow-over-budget", config=overlay)
+    assert allowed.returncode == 0, allowed.stderr
+    release = json.loads((tmp_path / "release.json").read_text())
+    assert len(release["over_budget"]) == 2  # both platforms, said and recorded
+    assert "leaf-3.0.0" in tags_of(fixture_build)
+    sizes = release["variants"][0]["sizes"]
+    assert set(sizes) == {"linux/amd64", "linux/arm64"} and all(s["compressed"] > 0 for s in sizes.values())
