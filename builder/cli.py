@@ -19,7 +19,7 @@ from builder.engine import auth, commands
 from builder.engine import registry as registry_mod
 from builder.model.config import CONFIG_ENV, Settings, load_settings
 from builder.model.errors import FactoryError
-from builder.model.records import BuildRecord, TestResults, load, merge_results, save
+from builder.model.records import BuildRecord, ReleaseRecord, TestResults, load, merge_results, save
 from builder.present import report
 from builder.present.console import ConsoleObserver, err_console, note, out_console, stage_table
 from builder.stages import build as build_stage
@@ -386,12 +386,17 @@ def build_local(ctx: click.Context, registry: str | None, builder: str | None, n
 @platform_option
 @record_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable sizes on stdout.")
+@click.option("--readme", "readme", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Instead: write the last release record's sizes between the sizes markers of this file.")
 @click.pass_context
 @friendly_errors
 def size(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...], record_path: Path | None,
-         as_json: bool) -> None:
+         as_json: bool, readme: Path | None) -> None:
     """What each built image weighs: compressed (registry) and uncompressed (engine), and the
     layers that weigh the most with the Dockerfile step that made them."""
+    if readme:
+        write_readme_sizes(readme)
+        return
     record = load(record_path or runner.default_record_path(), BuildRecord)
     measured = runner.sizes_of(record, list(variant_names), list(platforms))
     if as_json:
@@ -399,6 +404,17 @@ def size(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
                                 **(b.sizes.model_dump() if b.sizes else {})} for b in measured], indent=2))
     else:
         out_console.print(report.size_table(measured))
+
+
+def write_readme_sizes(readme: Path) -> None:
+    release = load(runner.default_release_path(), ReleaseRecord)
+    if not any(v.sizes for v in release.variants):
+        raise FactoryError(f"{runner.default_release_path()} holds no sizes: release again first")
+    try:
+        readme.write_text(report.with_sizes(readme.read_text(encoding="utf-8"), report.sizes_markdown(release)))
+    except ValueError as exc:
+        raise FactoryError(f"{readme}: {exc}") from None
+    note(f"{readme}: sizes of the release of {release.created} written")
 
 
 @main.command()

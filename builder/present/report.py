@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from builder.model.graph import Plan
-from builder.model.records import BuildRecord, PlatformBuild, TestResults
+from builder.model.records import BuildRecord, PlatformBuild, ReleaseRecord, TestResults
 
 STYLES = {
     "waiting": "dim", "building": "cyan", "built": "green", "reused": "green",
@@ -140,3 +140,26 @@ def size_table(builds: list[PlatformBuild], top: int = 5) -> Table:
         table.add_row(b.variant, b.platform, human_size(sizes.compressed), human_size(sizes.uncompressed),
                       "\n".join(lines))
     return table
+
+
+def sizes_markdown(release: ReleaseRecord) -> str:
+    """The release's sizes as a Markdown table, for the README."""
+    rows = ["| variant | platform | compressed | unpacked |", "|---|---|---|---|"]
+    for variant in release.variants:
+        for platform, sizes in sorted(variant.sizes.items()):
+            rows.append(f"| `{variant.variant}` | {platform} | {human_size(sizes.compressed)} | "
+                        f"{human_size(sizes.uncompressed)} |")
+    rows.append("")
+    rows.append(f"Release of {release.created}, revision `{release.revision[:12]}`.")
+    return "\n".join(rows)
+
+
+SIZES_START, SIZES_END = "<!-- sizes:start -->", "<!-- sizes:end -->"
+
+
+def with_sizes(document: str, table: str) -> str:
+    """DOCUMENT with the text between the sizes markers replaced by TABLE."""
+    start, end = document.find(SIZES_START), document.find(SIZES_END)
+    if start < 0 or end < start:
+        raise ValueError(f"no {SIZES_START} ... {SIZES_END} markers")
+    return document[: start + len(SIZES_START)] + "\n" + table + "\n" + document[end:]

@@ -45,3 +45,20 @@ def test_overruns_name_variant_platform_figure_budget_and_the_heaviest_layers() 
 def test_an_unmeasured_figure_is_never_within_budget() -> None:
     found = overruns([build("linux/amd64", 100, None)], {"base": Budget.model_validate({"uncompressed": "1GB"})})
     assert [o.measure for o in found] == ["uncompressed (unmeasured)"]
+
+
+def test_the_readme_sizes_come_from_the_release_record() -> None:
+    from builder.model.records import PublishedVariant, ReleaseRecord
+    from builder.present.report import sizes_markdown, with_sizes
+
+    release = ReleaseRecord(created="2026-11-28T00:00:00Z", revision="abcdef123456789", version=None,
+                            repository="r", variants=[PublishedVariant(
+                                variant="base", repository="r", index_digest="sha256:1", platforms={}, tags=["base"],
+                                moved=[], sizes={"linux/amd64": ImageSize(compressed=784_000_000,
+                                                                          uncompressed=2_100_000_000)})])
+    document = "# T\n<!-- sizes:start -->\nold\n<!-- sizes:end -->\nrest\n"
+    written = with_sizes(document, sizes_markdown(release))
+    assert "| `base` | linux/amd64 | 784.0 MB | 2.1 GB |" in written
+    assert "old" not in written and written.endswith("<!-- sizes:end -->\nrest\n")
+    with pytest.raises(ValueError, match="no <!-- sizes:start -->"):
+        with_sizes("no markers", "x")
