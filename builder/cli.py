@@ -584,12 +584,26 @@ def save_record(record: BuildRecord, path: Path | None) -> Path:
               help="Keyless: who must have signed. Default: a workflow of source_url's repository.")
 @click.option("--certificate-oidc-issuer", "issuer", default="https://token.actions.githubusercontent.com",
               show_default=True, help="Keyless: the OIDC issuer of the signer's certificate.")
+@click.option("--release-record", "release_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The provenance must name this release's commit (default: the last release record, if any).")
+@click.option("--json", "as_json", is_flag=True, help="Print what was verified as JSON.")
 @click.pass_context
 @friendly_errors
-def verify(ctx: click.Context, reference: str, key: Path | None, identity: str | None, issuer: str) -> None:
-    """Check the cosign signature of REFERENCE (an index or image, best by digest)."""
+def verify(ctx: click.Context, reference: str, key: Path | None, identity: str | None, issuer: str,
+           release_path: Path | None, as_json: bool) -> None:
+    """Check what REFERENCE (an index or image) promises: its cosign signature, and on each of
+    its platform images a signed SBOM and a signed provenance naming the release's commit."""
     identity = identity or sign.default_identity(settings_of(ctx).config.source_url)
-    note(escape(sign.verify(reference, key, identity, issuer)))
+    release_file = release_path or runner.default_release_path()
+    commit = load(release_file, ReleaseRecord).revision if release_file.is_file() else None
+    verdicts = sign.verify_all(reference, key, identity, issuer, commit)
+    if as_json:
+        click.echo(json.dumps([v.__dict__ for v in verdicts], indent=2))
+    for v in verdicts:
+        note(f"{'[green]verified[/]' if v.ok else '[red]MISSING[/]'} {v.what} {v.reference}: {escape(v.detail)}")
+    failed = [v for v in verdicts if not v.ok]
+    if failed:
+        raise FactoryError("\n".join(v.detail for v in failed))
     click.echo(f"verified: {reference}")
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from builder.engine import extra_ca, git, oci, sizes, state
+from builder.engine import cosign, extra_ca, git, oci, sizes, state
 from builder.engine import registry as registries
 from builder.engine.contents import read_contents
 from builder.model.config import Settings
@@ -29,8 +29,8 @@ from builder.model.graph import Plan
 from builder.model.loading import load_model
 from builder.model.records import BuildRecord, ImageResult, PlatformBuild, ReleaseRecord, TagPlan, TestResults, save
 from builder.model.rendered import RenderedVariant
-from builder.model.variants import Checks, VariantFile, VariantSet, load_variant_files, resolve
-from builder.stages import budget, lock, root, sbom, sign, smoke
+from builder.model.variants import ROOT, Checks, VariantFile, VariantSet, load_variant_files, resolve
+from builder.stages import budget, lock, provenance, root, sbom, sign, smoke
 from builder.stages import build as build_stage
 from builder.stages import publish as publish_stage
 from builder.stages.plan import make_plan, repository, with_ancestors
@@ -288,6 +288,12 @@ def publish(
             observer.stage("sbom", f"{len(boms)} SBOMs attached" + (f" ({how})" if how else ""))
         else:
             observer.stage("sbom", "[yellow]no SBOMs: --no-sbom[/]")
+        if request.sign_key:
+            attested = attach_provenance(settings, variants, record, plans, version, request.sign_key,
+                                         release_path.parent / "provenance")
+            observer.stage("provenance", f"{attested} signed SLSA provenance attestations")
+        else:
+            observer.stage("provenance", "[yellow]no provenance: nothing to sign it with[/]")
         published = publish_stage.apply(plans, record.repository)
         release = ReleaseRecord(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), revision=record.revision,
@@ -330,7 +336,8 @@ def release(settings: Settings, request: ReleaseRequest, observer: Observer) -> 
     results = stages.run("test", lambda: _passed(test(settings, prepared.variants, targets, stages,
                                                       parallel=request.max_parallel)))
     # a release publishes what was asked for, like `publish --variant`; ancestors were only built on
-    ask = PublishRequest(**{**request.publish.__dict__, "only": list(request.variant_names)})
+    ask = PublishRequest(**{**request.publish.__dict__, "only": list(request.variant_names),
+                            "sign_key": request.publish.sign_key or local_key(target, stages)})
     published = stages.run("publish", lambda: (publish(settings, prepared.variants, record, results, ask, stages),
                                                ""), record_outcome=False)
     if published is None:  # only a dry run returns nothing, and a release is never one
@@ -339,6 +346,16 @@ def release(settings: Settings, request: ReleaseRequest, observer: Observer) -> 
 
 
 T = TypeVar("T")
+
+
+def local_key(registry: str, observer: Observer) -> Path | None:
+    """On a registry of this machine, a release signs with this machine's own key pair (made
+    on first use): what it makes can then be verified. Elsewhere: no key (CI signs keyless)."""
+    if not registry.startswith(("localhost:", "127.0.0.1:", "localhost/", "127.0.0.1/")):
+        return None
+    key, public = cosign.local_key_pair(state.subdir("keys"))
+    observer.note(f"signing with this machine's key {key} (verify with --key {public})")
+    return key
 
 
 def _shown(address: str) -> tuple[str, str]:
@@ -405,6 +422,32 @@ class _StageTable:
     def published(self, plans: list[TagPlan], release: ReleaseRecord | None,
                   repository: str, saved: Path | None) -> None:
         self._observer.published(plans, release, repository, saved)
+
+
+def attach_provenance(settings: Settings, variants: VariantSet, record: BuildRecord, plans: list[TagPlan],
+                      version: str | None, key: Path, folder: Path) -> int:
+    """A signed SLSA provenance attestation on every platform image about to be published."""
+    run = os.environ.get("GITHUB_SERVER_URL", "") and (
+        f"{os.environ['GITHUB_SERVER_URL']}/{os.environ.get('GITHUB_REPOSITORY', '')}"
+        f"/actions/runs/{os.environ.get('GITHUB_RUN_ID', '')}")
+    root_repository = oci.repository_of(record.root.reference)
+    count = 0
+    for plan in plans:
+        variant = variants[plan.variant]
+        for build in record.builds_of(plan.variant):
+            if build.digest is None:
+                continue
+            if variant.parent == ROOT:
+                parent = f"{root_repository}@{record.root.platforms.get(build.platform, '')}"
+            else:
+                parent_build = next(b for b in record.builds_of(variant.parent) if b.platform == build.platform)
+                parent = f"{record.repository}@{parent_build.digest}"
+            document = provenance.predicate(record, build, variant, parent, version, lock.lock_path(settings),
+                                            run or None)
+            cosign.attest(f"{record.repository}@{build.digest}", provenance.write(folder, build, document),
+                          cosign.PROVENANCE_TYPE, key)
+            count += 1
+    return count
 
 
 def over_budget(settings: Settings, record: BuildRecord, variant_names: set[str]) -> list[budget.Overrun]:

@@ -8,6 +8,8 @@ read from COSIGN_PASSWORD and never appears in arguments or logs.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 from pathlib import Path
@@ -16,6 +18,9 @@ from builder.engine import commands as tools
 from builder.model.errors import FactoryError
 
 PASSWORD_ENV = "COSIGN_PASSWORD"
+SBOM_TYPE = "cyclonedx"
+PROVENANCE_TYPE = "slsaprovenance1"
+"""cosign's names for the predicate types we attach (CycloneDX, SLSA provenance v1)."""
 
 
 def key_env() -> dict[str, str]:
@@ -77,12 +82,54 @@ def verify(reference: str, key: Path | None, identity: str | None = None, issuer
     return (result.stderr or result.stdout).strip()
 
 
+def attest(reference: str, predicate: Path, predicate_type: str, key: Path) -> None:
+    """Attach PREDICATE to REFERENCE as an in-toto attestation signed with KEY."""
+    tools.retry_transient(lambda: tools.run(
+        ["cosign", "attest", "--yes", "--key", str(key), "--tlog-upload=false", "--type", predicate_type,
+         "--predicate", str(predicate), *insecure_flags(reference), reference], env=key_env(), timeout=300))
+
+
+def attestations(reference: str, predicate_type: str, key: Path | None, identity: str | None = None,
+                 issuer: str = GITHUB_OIDC_ISSUER) -> list[dict[str, object]]:
+    """The in-toto statements of PREDICATE_TYPE attached to REFERENCE whose signature verifies
+    (by KEY, or keyless by IDENTITY and ISSUER); raises naming the image when there are none."""
+    argv = ["cosign", "verify-attestation", "--type", predicate_type]
+    if key is not None:
+        argv += ["--key", str(key), "--insecure-ignore-tlog=true"]
+    elif identity:
+        argv += ["--certificate-identity-regexp", identity, "--certificate-oidc-issuer", issuer]
+    else:
+        raise FactoryError("keyless verification needs the signer's identity (--certificate-identity-regexp)")
+    result = tools.run([*argv, *insecure_flags(reference), reference], check=False, timeout=300)
+    if result.returncode != 0:
+        reason = (result.stderr or result.stdout).strip().splitlines()
+        raise FactoryError(f"no verified {predicate_type} attestation on {reference}: "
+                           f"{reason[-1] if reason else 'no reason given'}")
+    statements = []
+    for line in result.stdout.splitlines():
+        if line.strip().startswith("{"):
+            envelope = json.loads(line)
+            statements.append(json.loads(base64.b64decode(envelope["payload"])))
+    return statements
+
+
+def local_key_pair(folder: Path) -> tuple[Path, Path]:
+    """This machine's own signing key pair, made on first use (password: $COSIGN_PASSWORD,
+    else empty): what a local release signs with, so its images can be verified."""
+    key, public = folder / "cosign.key", folder / "cosign.pub"
+    if not key.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        folder.chmod(0o700)
+        tools.require("cosign", "install cosign (`make setup` does on Debian)")
+        tools.run(["cosign", "generate-key-pair"], cwd=folder, env=key_env(), timeout=60)
+    return key, public
+
+
 def attach_sbom(reference: str, sbom_file: Path, key: Path | None) -> str:
     """Attach SBOM_FILE to REFERENCE: a signed attestation with a key, else a plain OCI artifact."""
     insecure = insecure_flags(reference)
     if key is not None:
-        tools.run(["cosign", "attest", "--yes", "--key", str(key), "--tlog-upload=false", "--type", "cyclonedx",
-                   "--predicate", str(sbom_file), *insecure, reference], env=key_env(), timeout=300)
+        attest(reference, sbom_file, SBOM_TYPE, key)
         return "attestation"
     tools.run(["cosign", "attach", "sbom", "--sbom", str(sbom_file), "--type", "cyclonedx", *insecure, reference],
               timeout=300)

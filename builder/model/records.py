@@ -56,6 +56,10 @@ class PlatformBuild(Record):
     size_bytes: int | None = None
     """Compressed, in the registry (what `sizes.compressed` says)."""
     sizes: ImageSize | None = None
+    context_digest: str | None = None
+    """sha256 of the rendered build context (Dockerfile and files) it was built from."""
+    started_at: str | None = None
+    finished_at: str | None = None
     duration_s: float = 0.0
     log: str | None = None
     error: str | None = None

@@ -74,6 +74,7 @@ class Executor:
 
     def run_job(self, job: Job) -> PlatformBuild:
         start = time.monotonic()
+        started_at = _now()
         parent_ref = self._parent_reference(job)
         parent_digest = parent_ref.split("@", 1)[1]
         # earlier Dockerfile stages FROM other variants: pinned to this run's digests
@@ -94,7 +95,7 @@ class Executor:
                 return PlatformBuild(
                     variant=job.variant, platform=job.platform, status="reused", identity=ident,
                     digest=existing, staging_tag=tag, size_bytes=measured.compressed, sizes=measured,
-                    duration_s=time.monotonic() - start,
+                    context_digest=job.content_hash, duration_s=time.monotonic() - start,
                 )
         self.listener(job.key, "building", "")
         volatile = {
@@ -117,6 +118,7 @@ class Executor:
         return PlatformBuild(
             variant=job.variant, platform=job.platform, status="built", identity=ident,
             digest=digest, staging_tag=local_tag or tag, size_bytes=measured.compressed or None, sizes=measured,
+            context_digest=job.content_hash, started_at=started_at, finished_at=_now(),
             duration_s=time.monotonic() - start, log=str(log_path),
         )
 
@@ -178,6 +180,10 @@ class Executor:
             if result.status == "built":
                 self.listener(job.key, "built", result.digest or "")
         self.results[job.key] = result
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _digests_only(stages: dict[str, str]) -> dict[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -67,3 +68,52 @@ def test_with_a_key_the_sbom_is_a_signed_attestation(signed_tiny, fixture_build:
         capture_output=True, text=True, check=False,
     )
     assert verified.returncode == 0, verified.stderr
+
+
+def _verdicts(stdout: str) -> list[dict[str, object]]:
+    data: list[dict[str, object]] = json.loads(stdout[: stdout.rindex("\nverified: ")])
+    return data
+
+
+def test_verify_checks_signature_sbom_and_provenance_of_every_platform(  # type: ignore[no-untyped-def]
+    signed_tiny, fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    _, public, folder = signed_tiny
+    record = fixture_build.record
+    index = f"{record.repository}@{record.variant('tiny').digest}"
+    proc = hjk("verify", index, "--key", str(public), "--release-record", str(folder / "release.json"), "--json")
+    verdicts = _verdicts(proc.stdout)
+    assert [v["what"] for v in verdicts] == ["signature", "sbom", "provenance", "sbom", "provenance"]
+    assert all(v["ok"] for v in verdicts), verdicts
+    assert all(v["detail"] == f"built from commit {record.revision}" for v in verdicts if v["what"] == "provenance")
+    # what the provenance says: the commit, the parent (the root here) by digest, the rendered context
+    document = json.loads((folder / "provenance" / "tiny-arm64.provenance.json").read_text())
+    definition = document["buildDefinition"]
+    assert definition["externalParameters"]["commit"] == record.revision
+    build = next(b for b in record.builds_of("tiny") if b.platform == "linux/arm64")
+    names = {d.get("name"): d["digest"]["sha256"] for d in definition["resolvedDependencies"]}
+    assert "sha256:" + names["parent"] == record.root.platforms["linux/arm64"]
+    assert names["rendered build context"] == build.context_digest
+    # a release record naming another commit: the provenance doesn't match it, and verify says so
+    other = json.loads((folder / "release.json").read_text())
+    other["revision"] = "0" * 40
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    wrong = hjk("verify", index, "--key", str(public), "--release-record", str(tmp_path / "other.json"), check=False)
+    assert wrong.returncode == 1
+    assert f"names commit {record.revision}, the release record {'0' * 40}" in wrong.stderr
+
+
+def test_an_image_without_attestations_says_which_are_missing(  # type: ignore[no-untyped-def]
+    signed_tiny, fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    """leaf is signed here but carries no SBOM or provenance: verify names what is missing."""
+    _, public, folder = signed_tiny
+    record = fixture_build.record
+    leaf = f"{record.repository}@{record.variant('leaf').digest}"
+    subprocess.run(["cosign", "sign", "--yes", "--recursive", "--key", str(folder / "cosign.key"),
+                    "--tlog-upload=false", "--allow-insecure-registry", leaf],
+                   check=True, capture_output=True, env={**os.environ, "COSIGN_PASSWORD": PASSWORD})
+    proc = hjk("verify", leaf, "--key", str(public), check=False)
+    assert proc.returncode == 1
+    assert "verified signature" in proc.stderr
+    assert "no verified cyclonedx attestation" in proc.stderr and "no verified slsaprovenance1 attestation" in proc.stderr
