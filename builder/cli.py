@@ -238,6 +238,10 @@ sign_key_option = click.option(
     "--sign-key", type=click.Path(dir_okay=False, path_type=Path), envvar="HJK_SIGN_KEY",
     help="cosign private key to sign what is published (password in $COSIGN_PASSWORD; also $HJK_SIGN_KEY).",
 )
+keyless_option = click.option(
+    "--keyless", is_flag=True,
+    help="Without --sign-key: sign and attest keyless (OIDC, e.g. in a GitHub workflow with id-token: write).",
+)
 budget_option = click.option(
     "--allow-over-budget", is_flag=True,
     help="Publish even where an image is over its size budget (said, and kept in the release record).",
@@ -494,12 +498,13 @@ def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tupl
 @sign_key_option
 @sbom_option
 @budget_option
+@keyless_option
 @dockerfile_options
 @click.pass_context
 @friendly_errors
 def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tuple[Path, ...], version: str | None,
                 force: bool, dry_run: bool, release_path: Path | None, variant_names: tuple[str, ...],
-                sign_key: Path | None, with_sbom: bool, allow_over_budget: bool) -> None:
+                sign_key: Path | None, with_sbom: bool, allow_over_budget: bool, keyless: bool) -> None:
     """Move the public tags to tested indexes: only what passed, one step per variant.
 
     With --sign-key, each published index and its platform images are signed (cosign).
@@ -509,7 +514,7 @@ def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tup
     results = merge_results([load(p, TestResults) for p in results_paths or (runner.default_results_path(),)])
     request = runner.PublishRequest(version=version, force=force, dry_run=dry_run, only=list(variant_names),
                                     sign_key=sign_key, with_sbom=with_sbom, release_path=release_path,
-                                    allow_over_budget=allow_over_budget)
+                                    allow_over_budget=allow_over_budget, keyless=keyless)
     runner.publish(settings, runner.variants_of(settings), record, results, request, ConsoleObserver())
 
 

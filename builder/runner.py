@@ -250,6 +250,8 @@ class PublishRequest:
     with_sbom: bool = True
     release_path: Path | None = None
     allow_over_budget: bool = False
+    keyless: bool = False
+    """Sign and attest keyless (OIDC: the release workflow) when no key is given."""
 
 
 def publish(
@@ -274,21 +276,24 @@ def publish(
         if request.dry_run:
             observer.published(plans, None, record.repository, None)
             return None
-        if request.sign_key:
+        signing = request.sign_key is not None or request.keyless
+        how_signed = "keyless (OIDC)" if request.sign_key is None else f"with {request.sign_key.name}"
+        if signing:
             for reference in sign.sign_indexes([p.source for p in plans], request.sign_key):
                 observer.note(f"signed {reference}")
-            observer.stage("sign", f"{len(plans)} indexes and their platform images signed")
+            observer.stage("sign", f"{len(plans)} indexes and their platform images signed {how_signed}")
         else:
-            observer.stage("sign", "[yellow]not signed: no --sign-key (CI signs keyless)[/]")
+            observer.stage("sign", "[yellow]not signed: no --sign-key or --keyless[/]")
         if request.with_sbom:
-            boms = sbom.attach_all(variants, plans, request.sign_key, release_path.parent / "sbom")
+            boms = sbom.attach_all(variants, plans, request.sign_key, release_path.parent / "sbom",
+                                   keyless=request.keyless)
             for outcome in boms:
                 observer.note(f"SBOM {outcome.path.name} attached to {outcome.reference} as {outcome.attached_as}")
             how = ", ".join(sorted({b.attached_as for b in boms}))
             observer.stage("sbom", f"{len(boms)} SBOMs attached" + (f" ({how})" if how else ""))
         else:
             observer.stage("sbom", "[yellow]no SBOMs: --no-sbom[/]")
-        if request.sign_key:
+        if signing:
             attested = attach_provenance(settings, variants, record, plans, version, request.sign_key,
                                          release_path.parent / "provenance")
             observer.stage("provenance", f"{attested} signed SLSA provenance attestations")
@@ -425,7 +430,7 @@ class _StageTable:
 
 
 def attach_provenance(settings: Settings, variants: VariantSet, record: BuildRecord, plans: list[TagPlan],
-                      version: str | None, key: Path, folder: Path) -> int:
+                      version: str | None, key: Path | None, folder: Path) -> int:
     """A signed SLSA provenance attestation on every platform image about to be published."""
     run = os.environ.get("GITHUB_SERVER_URL", "") and (
         f"{os.environ['GITHUB_SERVER_URL']}/{os.environ.get('GITHUB_REPOSITORY', '')}"

@@ -82,11 +82,13 @@ def verify(reference: str, key: Path | None, identity: str | None = None, issuer
     return (result.stderr or result.stdout).strip()
 
 
-def attest(reference: str, predicate: Path, predicate_type: str, key: Path) -> None:
-    """Attach PREDICATE to REFERENCE as an in-toto attestation signed with KEY."""
+def attest(reference: str, predicate: Path, predicate_type: str, key: Path | None) -> None:
+    """Attach PREDICATE to REFERENCE as an in-toto attestation signed with KEY (None: keyless)."""
+    signing = ["--key", str(key), "--tlog-upload=false"] if key is not None else []
     tools.retry_transient(lambda: tools.run(
-        ["cosign", "attest", "--yes", "--key", str(key), "--tlog-upload=false", "--type", predicate_type,
-         "--predicate", str(predicate), *insecure_flags(reference), reference], env=key_env(), timeout=300))
+        ["cosign", "attest", "--yes", *signing, "--type", predicate_type,
+         "--predicate", str(predicate), *insecure_flags(reference), reference],
+        env=key_env() if key is not None else None, timeout=300))
 
 
 def attestations(reference: str, predicate_type: str, key: Path | None, identity: str | None = None,
@@ -125,10 +127,11 @@ def local_key_pair(folder: Path) -> tuple[Path, Path]:
     return key, public
 
 
-def attach_sbom(reference: str, sbom_file: Path, key: Path | None) -> str:
-    """Attach SBOM_FILE to REFERENCE: a signed attestation with a key, else a plain OCI artifact."""
+def attach_sbom(reference: str, sbom_file: Path, key: Path | None, keyless: bool = False) -> str:
+    """Attach SBOM_FILE to REFERENCE: a signed attestation with a key (or keyless), else a plain
+    OCI artifact."""
     insecure = insecure_flags(reference)
-    if key is not None:
+    if key is not None or keyless:
         attest(reference, sbom_file, SBOM_TYPE, key)
         return "attestation"
     tools.run(["cosign", "attach", "sbom", "--sbom", str(sbom_file), "--type", "cyclonedx", *insecure, reference],

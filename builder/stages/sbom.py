@@ -63,7 +63,8 @@ class SbomOutcome:
     attached_as: str
 
 
-def attach_all(variants: VariantSet, plans: list[TagPlan], key: Path | None, folder: Path) -> list[SbomOutcome]:
+def attach_all(variants: VariantSet, plans: list[TagPlan], key: Path | None, folder: Path,
+               keyless: bool = False) -> list[SbomOutcome]:
     """An SBOM per platform image about to be published: saved under FOLDER and attached in
     the registry (a signed attestation with a key)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -76,6 +77,6 @@ def attach_all(variants: VariantSet, plans: list[TagPlan], key: Path | None, fol
             document = make_sbom(variant, platform, reference, read_contents(reference, platform))
             path = folder / f"{plan.variant}-{platform.split('/')[1]}.cdx.json"
             path.write_text(document)
-            how = cosign.attach_sbom(reference, path, key)
+            how = cosign.attach_sbom(reference, path, key, keyless)
             outcomes.append(SbomOutcome(plan.variant, platform, reference, path, how))
     return outcomes
