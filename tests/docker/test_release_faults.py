@@ -47,7 +47,10 @@ class Faulty:
         found = {}
         for tag in catalog(self.registry.address).get(self.repository, []):
             if not tag.startswith("build-") and not tag.startswith("sha256-") and not tag.startswith("seed-"):
-                found[tag] = oci.inspect(f"{self.registry.address}/{self.repository}:{tag}").digest
+                # a registry killed mid-write may list a tag whose link it never wrote: it points at nothing
+                digest = oci.lookup(f"{self.registry.address}/{self.repository}:{tag}")
+                if digest is not None:
+                    found[tag] = digest
         return found
 
     def publish(self, tmp_path: Path, version: str, env: dict[str, str] | None = None,
