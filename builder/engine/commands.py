@@ -94,24 +94,40 @@ def run(
     """
     require(argv[0])
     full_env = {**os.environ, **(env or {})}
-    try:
-        if log is not None:
-            proc = subprocess.run(
-                list(argv), stdout=log, stderr=subprocess.STDOUT, text=True,
-                timeout=timeout, env=full_env, input=input_text, cwd=cwd,
-            )
-            result = Result(list(argv), proc.returncode, "", "")
-        else:
-            proc = subprocess.run(
-                list(argv), capture_output=True, text=True,
-                timeout=timeout, env=full_env, input=input_text, cwd=cwd,
-            )
-            result = Result(list(argv), proc.returncode, proc.stdout, proc.stderr)
-    except subprocess.TimeoutExpired as exc:
-        raise CommandError(argv, -1, f"timed out after {timeout} s") from exc
+    # a process group of its own: a timeout or a stop ends the command and all it started,
+    # and nothing else of this run
+    with subprocess.Popen(
+        list(argv), stdin=subprocess.PIPE if input_text is not None else subprocess.DEVNULL,
+        stdout=log if log is not None else subprocess.PIPE,
+        stderr=subprocess.STDOUT if log is not None else subprocess.PIPE,
+        text=True, env=full_env, cwd=cwd, process_group=0,
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(input_text, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _end_group(proc)
+            raise CommandError(argv, -1, f"timed out after {timeout} s") from None
+        except BaseException:  # Ctrl-C, SIGTERM: the command goes with us
+            _end_group(proc)
+            raise
+    result = Result(list(argv), proc.returncode, stdout or "", stderr or "")
     if check and result.returncode != 0:
         raise CommandError(argv, result.returncode, result.stderr or result.stdout)
     return result
+
+
+def _end_group(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM to the command's process group, SIGKILL after a grace period."""
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(timeout=grace)
+            break
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def docker_answers() -> bool:

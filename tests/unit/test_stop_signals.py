@@ -53,3 +53,17 @@ def test_stopping_builds_leaves_daemons_of_our_own_alone(tmp_path: object) -> No
         os.waitpid(daemon, 0)
         if build.poll() is None:
             build.kill()
+
+
+def test_a_timed_out_command_ends_with_everything_it_started() -> None:
+    """Its own process group: the timeout takes the command's children too."""
+    import time
+
+    from builder.engine import commands
+
+    marker = f"hjk-orphan-{time.monotonic_ns()}"
+    with pytest.raises(commands.CommandError, match="timed out after 1"):
+        commands.run(["bash", "-c", f"(exec -a {marker} sleep 300) & exec -a {marker} sleep 300"], timeout=1)
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+    assert left == [], "the command's children outlived its timeout"
