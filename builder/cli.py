@@ -390,12 +390,16 @@ def build_local(ctx: click.Context, registry: str | None, builder: str | None, n
 @platform_option
 @record_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable sizes on stdout.")
+@click.option("--explain", is_flag=True,
+              help="Also what weighs most inside each image: Debian packages, npm packages, big files.")
+@click.option("--threshold", "threshold_mb", type=click.IntRange(1), default=20, show_default=True,
+              help="With --explain: list files over this many MB.")
 @click.option("--readme", "readme", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Instead: write the last release record's sizes between the sizes markers of this file.")
 @click.pass_context
 @friendly_errors
 def size(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...], record_path: Path | None,
-         as_json: bool, readme: Path | None) -> None:
+         as_json: bool, explain: bool, threshold_mb: int, readme: Path | None) -> None:
     """What each built image weighs: compressed (registry) and uncompressed (engine), and the
     layers that weigh the most with the Dockerfile step that made them."""
     if readme:
@@ -403,11 +407,16 @@ def size(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
         return
     record = load(record_path or runner.default_record_path(), BuildRecord)
     measured = runner.sizes_of(record, list(variant_names), list(platforms))
+    inside = runner.weights_of(record, measured, threshold_mb) if explain else []
     if as_json:
         click.echo(json.dumps([{"variant": b.variant, "platform": b.platform, "digest": b.digest,
-                                **(b.sizes.model_dump() if b.sizes else {})} for b in measured], indent=2))
-    else:
-        out_console.print(report.size_table(measured))
+                                **(b.sizes.model_dump() if b.sizes else {}),
+                                **({"inside": inside[i].model_dump()} if inside else {})}
+                               for i, b in enumerate(measured)], indent=2))
+        return
+    out_console.print(report.size_table(measured))
+    for build, weights in zip(measured, inside, strict=False):
+        out_console.print(report.weights_table(build, weights))
 
 
 def write_readme_sizes(readme: Path) -> None:

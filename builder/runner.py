@@ -20,14 +20,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from builder.engine import cosign, extra_ca, git, oci, sizes, state
+from builder.engine import contents, cosign, extra_ca, git, oci, sizes, state
 from builder.engine import registry as registries
 from builder.engine.contents import read_contents
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
 from builder.model.graph import Plan
 from builder.model.loading import load_model
-from builder.model.records import BuildRecord, ImageResult, PlatformBuild, ReleaseRecord, TagPlan, TestResults, save
+from builder.model.records import (
+    BuildRecord,
+    ImageResult,
+    PlatformBuild,
+    ReleaseRecord,
+    TagPlan,
+    TestResults,
+    Weights,
+    save,
+)
 from builder.model.rendered import RenderedVariant
 from builder.model.variants import ROOT, Checks, VariantFile, VariantSet, load_variant_files, resolve
 from builder.stages import budget, lock, provenance, root, sbom, sign, smoke
@@ -479,6 +488,12 @@ def sizes_of(record: BuildRecord, variant_names: list[str], platforms: list[str]
     if not measured:
         raise FactoryError("no built image in the record for that selection")
     return measured
+
+
+def weights_of(record: BuildRecord, builds: list[PlatformBuild], threshold_mb: int) -> list[Weights]:
+    """For each of BUILDS, what weighs the most inside it, read from the image itself."""
+    return [contents.weights(f"{record.repository}@{b.digest}", b.platform, threshold_mb=threshold_mb)
+            for b in builds]
 
 
 def debian_versions(record: BuildRecord) -> dict[str, dict[str, str]]:

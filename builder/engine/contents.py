@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from builder.engine import commands as tools
 from builder.model import headjack
+from builder.model.records import Weights
 
 # Prints dpkg's status database, then every global npm package.json, separated.
 _READ_SCRIPT = (
@@ -50,3 +51,38 @@ def read_contents(reference: str, platform: str) -> Contents:
             data = json.loads(chunk)
             npm.append((data["name"], data["version"]))
     return Contents(debian=parse_dpkg_status(dpkg), npm=sorted(npm))
+
+
+# The heaviest Debian packages (Installed-Size, KiB), global npm packages and files,
+# separated; each list largest first.
+_WEIGHTS_SCRIPT = (
+    "dpkg-query -W -f='${{Installed-Size}}\\t${{Package}}\\n' 2>/dev/null | sort -rn | head -{top}; "
+    "echo '@@npm@@'; "
+    "for d in /usr/local/lib/node_modules/* /usr/local/lib/node_modules/@*/*; do "
+    "[ -d \"$d\" ] && [ -f \"$d/package.json\" ] && du -sb \"$d\"; done 2>/dev/null | sort -rn | head -{top}; "
+    "echo '@@files@@'; "
+    "find / -xdev -type f -size +{threshold}M -printf '%s\\t%p\\n' 2>/dev/null | sort -rn | head -{top}; true"
+)
+
+
+def _pairs(block: str, scale: int) -> list[tuple[str, int]]:
+    """'SIZE<tab>NAME' lines -> (name, size * scale)."""
+    found = []
+    for line in block.strip().splitlines():
+        size, _, name = line.partition("\t")
+        if size.strip().isdigit():
+            found.append((name.strip(), int(size) * scale))
+    return found
+
+
+def weights(reference: str, platform: str, *, threshold_mb: int = 20, top: int = 12) -> Weights:
+    """Read from the image itself (a throwaway container of it, on its own platform)."""
+    script = _WEIGHTS_SCRIPT.format(top=top, threshold=threshold_mb)
+    result = tools.run(
+        ["docker", "run", "--rm", "--platform", platform, "--user", "0", "--entrypoint", "sh",
+         "--label", f"{headjack.SBOM_RUN_LABEL}=1", reference, "-c", script], timeout=900,
+    )
+    debian, _, rest = result.stdout.partition("@@npm@@")
+    npm, _, files = rest.partition("@@files@@")
+    npm_pairs = [(name.removeprefix("/usr/local/lib/node_modules/"), size) for name, size in _pairs(npm, 1)]
+    return Weights(debian=_pairs(debian, 1024), npm=npm_pairs, files=_pairs(files, 1))

@@ -46,6 +46,17 @@ class ImageSize(Record):
     """Oldest first."""
 
 
+class Weights(Record):
+    """What weighs the most inside an image, largest first, sizes in bytes."""
+
+    debian: list[tuple[str, int]]
+    """Debian packages by installed size."""
+    npm: list[tuple[str, int]]
+    """Global npm packages by size on disk."""
+    files: list[tuple[str, int]]
+    """Files over the threshold."""
+
+
 class PlatformBuild(Record):
     variant: str
     platform: str

@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from builder.model.graph import Plan
-from builder.model.records import BuildRecord, PlatformBuild, ReleaseRecord, TestResults
+from builder.model.records import BuildRecord, PlatformBuild, ReleaseRecord, TestResults, Weights
 
 STYLES = {
     "waiting": "dim", "building": "cyan", "built": "green", "reused": "green",
@@ -163,3 +163,17 @@ def with_sizes(document: str, table: str) -> str:
     if start < 0 or end < start:
         raise ValueError(f"no {SIZES_START} ... {SIZES_END} markers")
     return document[: start + len(SIZES_START)] + "\n" + table + "\n" + document[end:]
+
+
+def weights_table(build: PlatformBuild, weights: Weights) -> Table:
+    """The heaviest Debian packages, npm packages and files inside one image, side by side."""
+    table = Table("Debian package", "installed", "npm package", "on disk", "file", "size",
+                  title=f"what weighs most in {build.variant} {build.platform}")
+    columns = (weights.debian, weights.npm, weights.files)
+    for row in range(max(len(c) for c in columns) if any(columns) else 0):
+        cells: list[str] = []
+        for column in columns:
+            name, size = column[row] if row < len(column) else ("", None)
+            cells += [escape(name[-60:]), human_size(size) if name else ""]
+        table.add_row(*cells)
+    return table

@@ -32,3 +32,20 @@ def _config_size(report: dict[str, object]) -> int:
     total = report["compressed"]
     assert isinstance(total, int)
     return total - sum(int(layer["compressed"]) for layer in layers)
+
+
+def test_explain_names_what_weighs_most_inside_the_image(fixture_build: FixtureBuild) -> None:
+    proc = hjk("--config", str(FIXTURE_CONFIG), "size", "--record", str(fixture_build.record_path),
+               "--variant", "tiny", "--platform", "linux/arm64", "--explain", "--threshold", "1", "--json")
+    (report,) = json.loads(proc.stdout)
+    inside = report["inside"]
+    packages = dict(inside["debian"])
+    assert "libc6" in packages and packages["libc6"] > 1_000_000
+    sizes = [size for _, size in inside["debian"]]
+    assert sizes == sorted(sizes, reverse=True)  # largest first
+    files = dict(inside["files"])
+    assert files and all(size > 1_000_000 for size in files.values())
+    assert any("aarch64-linux-gnu" in path for path in files)  # read from the arm64 image itself
+    table = hjk("--config", str(FIXTURE_CONFIG), "size", "--record", str(fixture_build.record_path),
+                "--variant", "tiny", "--platform", "linux/amd64", "--explain")
+    assert "what weighs most in tiny linux/amd64" in table.stdout and "libc6" in table.stdout
