@@ -232,7 +232,7 @@ platform_option = click.option(
 )
 record_option = click.option(
     "--record", "record_path", type=click.Path(dir_okay=False, path_type=Path),
-    help="Build record (JSON). Default: the state folder's records/build.json.",
+    help="The build record (JSON) to write or read. Default: the state folder's records/build.json.",
 )
 sign_key_option = click.option(
     "--sign-key", type=click.Path(dir_okay=False, path_type=Path), envvar="HJK_SIGN_KEY",
@@ -452,8 +452,7 @@ def lint(ctx: click.Context) -> None:
 @platform_option
 @click.option("--image", "image_ref", metavar="REF",
               help="Test this image (index or single) instead of the build record's.")
-@click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Build record to test (default: the last build's).")
+@record_option
 @click.option("--results", "results_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the results (JSON) here; publish reads them. Default: the state folder's records/test.json.")
 @click.option("--junit", "junit_path", type=click.Path(dir_okay=False, path_type=Path),
@@ -493,8 +492,7 @@ def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tupl
 
 
 @main.command("publish")
-@click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Build record (default: the last build's).")
+@record_option
 @click.option("--results", "results_paths", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Test results, repeatable (one per platform runner). Default: the last test run's.")
 @click.option("--version", "version", help="Release version for the immutable V-<version> tag "
@@ -581,13 +579,9 @@ def merge(ctx: click.Context, record_files: tuple[Path, ...], record_path: Path 
     """
     declared = {v.name: list(v.platforms) for v in runner.variants_of(settings_of(ctx))}
     merged = build_stage.merge([load(p, BuildRecord) for p in record_files], declared)
-    saved = save_record(merged, record_path)
+    saved = save(merged, record_path or runner.default_record_path())
     out_console.print(report.index_summary(merged))
     note(f"merged build record: {saved}")
-
-
-def save_record(record: BuildRecord, path: Path | None) -> Path:
-    return save(record, path or runner.default_record_path())
 
 
 @main.command()

@@ -15,7 +15,7 @@ import datetime as dt
 import os
 import tempfile
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -38,7 +38,7 @@ from builder.model.records import (
     save,
 )
 from builder.model.rendered import RenderedVariant
-from builder.model.variants import ROOT, Checks, VariantFile, VariantSet, load_variant_files, resolve
+from builder.model.variants import Checks, VariantFile, VariantSet, load_variant_files, resolve
 from builder.stages import budget, lock, provenance, root, sbom, sign, smoke
 from builder.stages import build as build_stage
 from builder.stages import publish as publish_stage
@@ -59,41 +59,12 @@ class Observer(Protocol):
     def stage(self, name: str, outcome: str) -> None: ...
 
 
-class Quiet:
-    """An observer that shows nothing (library use, tests)."""
-
-    def note(self, message: str) -> None:
-        pass
-
-    def board(self, plan: Plan) -> AbstractContextManager[build_stage.Listener]:
-        def ignore(_key: str, _status: str, _detail: str) -> None:
-            pass
-        return nullcontext(ignore)
-
-    def built(self, record: BuildRecord, saved: Path) -> None:
-        pass
-
-    def image_tested(self, result: ImageResult) -> None:
-        pass
-
-    def tested(self, results: TestResults, saved: Path, junit: Path | None) -> None:
-        pass
-
-    def published(self, plans: list[TagPlan], release: ReleaseRecord | None,
-                  repository: str, saved: Path | None) -> None:
-        pass
-
-    def stage(self, name: str, outcome: str) -> None:
-        pass
-
-
 class StageFailed(FactoryError):
-    """A stage of the release failed; the stages before it are listed in `stages`."""
+    """A stage of the release failed (the observer was told which, and why)."""
 
-    def __init__(self, stage: str, stages: list[tuple[str, str]]) -> None:
+    def __init__(self, stage: str) -> None:
         super().__init__(f"release stopped at stage '{stage}'")
         self.stage = stage
-        self.stages = stages
 
 
 # --- where records live ----------------------------------------------------------
@@ -277,7 +248,7 @@ def publish(
     with state.exclusive("publish", wait=False):
         plans = publish_stage.plan_publish(record, results, declared, settings.config.tags, version,
                                            dt.datetime.now(dt.UTC).date(), request.force)
-        over = over_budget(settings, record, set(declared))
+        over = over_budget(settings, variants, record, set(declared))
         if over and not request.allow_over_budget:
             raise FactoryError("over budget, nothing published:\n  " + "\n  ".join(map(str, over)))
         for overrun in over:
@@ -303,8 +274,8 @@ def publish(
         else:
             observer.stage("sbom", "[yellow]no SBOMs: --no-sbom[/]")
         if signing:
-            attested = attach_provenance(settings, variants, record, plans, version, request.sign_key,
-                                         release_path.parent / "provenance")
+            attested = provenance.attach_all(variants, record, plans, version, request.sign_key,
+                                             lock.lock_path(settings), release_path.parent / "provenance")
             observer.stage("provenance", f"{attested} signed SLSA provenance attestations")
         else:
             observer.stage("provenance", "[yellow]no provenance: nothing to sign it with[/]")
@@ -334,26 +305,26 @@ class ReleaseRequest:
 
 
 def release(settings: Settings, request: ReleaseRequest, observer: Observer) -> ReleaseRecord:
-    """The main job: registry -> render -> build -> test -> publish (sign, SBOM), in order,
-    stopping at the first failed stage (StageFailed carries the stages run so far)."""
-    stages = _StageTable(observer)
-    target = stages.run("registry", lambda: _shown(start_registry(settings, request.registry)))
+    """The main job: registry -> render -> build -> test -> publish (sign, SBOM, provenance), in
+    order, each stage's outcome told to the observer; the first failed stage raises StageFailed."""
+    target = _stage(observer, "registry", lambda: _shown(start_registry(settings, request.registry)))
     prepared = prepare(settings, target, request.variant_names, request.platforms)
-    stages.run("lock", lambda: ((), _lock_checked(settings, prepared.variants)))
+    _stage(observer, "lock", lambda: ((), _lock_checked(settings, prepared.variants)))
     # build contexts go to the run's own folder; the committed rendered/ is `render`'s
-    stages.stage("render", f"{len(prepared.rendered)} Dockerfiles")
+    observer.stage("render", f"{len(prepared.rendered)} Dockerfiles")
     options = build_options(settings, force=request.force, max_parallel=request.max_parallel,
                             network=request.network)
-    record = stages.run("build", lambda: _built(build(settings, target, prepared, options, stages,
-                                                      check_lock=False)))
+    record = _stage(observer, "build", lambda: _built(build(settings, target, prepared, options, observer,
+                                                            check_lock=False)))
     targets = smoke.targets_of(record, [], [])
-    results = stages.run("test", lambda: _passed(test(settings, prepared.variants, targets, stages,
-                                                      parallel=request.max_parallel)))
+    results = _stage(observer, "test", lambda: _passed(test(settings, prepared.variants, targets, observer,
+                                                            parallel=request.max_parallel)))
     # a release publishes what was asked for, like `publish --variant`; ancestors were only built on
     ask = PublishRequest(**{**request.publish.__dict__, "only": list(request.variant_names),
-                            "sign_key": request.publish.sign_key or local_key(target, stages)})
-    published = stages.run("publish", lambda: (publish(settings, prepared.variants, record, results, ask, stages),
-                                               ""), record_outcome=False)
+                            "sign_key": request.publish.sign_key or local_key(target, observer)})
+    # publish tells its own stages (sign, sbom, provenance, publish) as it goes
+    published = _stage(observer, "publish", lambda: (publish(settings, prepared.variants, record, results, ask,
+                                                             observer), None))
     if published is None:  # only a dry run returns nothing, and a release is never one
         raise FactoryError("publish returned no release record")
     return published
@@ -397,76 +368,23 @@ def _passed(results: TestResults) -> tuple[TestResults, str]:
     return results, f"{len(results.images)} images passed"
 
 
-class _StageTable:
-    """Passes everything on to the observer, and keeps the release's table of stages."""
-
-    def __init__(self, observer: Observer) -> None:
-        self._observer = observer
-        self.rows: list[tuple[str, str]] = []
-
-    def run(self, name: str, action: Callable[[], tuple[T, str]], *, record_outcome: bool = True) -> T:
-        try:
-            value, outcome = action()
-        except FactoryError as exc:
-            self.stage(name, f"[red]FAILED[/]: {exc}")
-            raise StageFailed(name, self.rows) from exc
-        if record_outcome:
-            self.stage(name, outcome)
-        return value
-
-    def stage(self, name: str, outcome: str) -> None:
-        self.rows.append((name, outcome))
-        self._observer.stage(name, outcome)
-
-    def note(self, message: str) -> None:
-        self._observer.note(message)
-
-    def board(self, plan: Plan) -> AbstractContextManager[build_stage.Listener]:
-        return self._observer.board(plan)
-
-    def built(self, record: BuildRecord, saved: Path) -> None:
-        self._observer.built(record, saved)
-
-    def image_tested(self, result: ImageResult) -> None:
-        self._observer.image_tested(result)
-
-    def tested(self, results: TestResults, saved: Path, junit: Path | None) -> None:
-        self._observer.tested(results, saved, junit)
-
-    def published(self, plans: list[TagPlan], release: ReleaseRecord | None,
-                  repository: str, saved: Path | None) -> None:
-        self._observer.published(plans, release, repository, saved)
+def _stage(observer: Observer, name: str, action: Callable[[], tuple[T, str | None]]) -> T:
+    """Run one stage of the release; tell the observer its outcome (when it has one to tell),
+    or that it failed and why, then stop the release."""
+    try:
+        value, outcome = action()
+    except FactoryError as exc:
+        observer.stage(name, f"[red]FAILED[/]: {exc}")
+        raise StageFailed(name) from exc
+    if outcome is not None:
+        observer.stage(name, outcome)
+    return value
 
 
-def attach_provenance(settings: Settings, variants: VariantSet, record: BuildRecord, plans: list[TagPlan],
-                      version: str | None, key: Path | None, folder: Path) -> int:
-    """A signed SLSA provenance attestation on every platform image about to be published."""
-    run = os.environ.get("GITHUB_SERVER_URL", "") and (
-        f"{os.environ['GITHUB_SERVER_URL']}/{os.environ.get('GITHUB_REPOSITORY', '')}"
-        f"/actions/runs/{os.environ.get('GITHUB_RUN_ID', '')}")
-    root_repository = oci.repository_of(record.root.reference)
-    count = 0
-    for plan in plans:
-        variant = variants[plan.variant]
-        for build in record.builds_of(plan.variant):
-            if build.digest is None:
-                continue
-            if variant.parent == ROOT:
-                parent = f"{root_repository}@{record.root.platforms.get(build.platform, '')}"
-            else:
-                parent_build = next(b for b in record.builds_of(variant.parent) if b.platform == build.platform)
-                parent = f"{record.repository}@{parent_build.digest}"
-            document = provenance.predicate(record, build, variant, parent, version, lock.lock_path(settings),
-                                            run or None)
-            cosign.attest(f"{record.repository}@{build.digest}", provenance.write(folder, build, document),
-                          cosign.PROVENANCE_TYPE, key)
-            count += 1
-    return count
-
-
-def over_budget(settings: Settings, record: BuildRecord, variant_names: set[str]) -> list[budget.Overrun]:
+def over_budget(settings: Settings, variants: VariantSet, record: BuildRecord,
+                variant_names: set[str]) -> list[budget.Overrun]:
     """The budgets the record's images break; figures the record lacks are measured now."""
-    budgets = {v.name: v.file.budget for v in variants_of(settings) if v.file.budget}
+    budgets = {v.name: v.file.budget for v in variants if v.file.budget}
     budgets.update(settings.config.budgets)
     builds = [b for b in record.builds if b.variant in variant_names and b.variant in budgets and b.digest]
     measured = [b if b.sizes and b.sizes.uncompressed is not None else

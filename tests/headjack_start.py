@@ -53,8 +53,8 @@ class Started:
 def started_like_headjack(image: str, platform: str) -> Iterator[Started]:
     docker("pull", "--quiet", "--platform", platform, image, timeout=900)
     labels = json.loads(docker("image", "inspect", image).stdout)[0]["Config"].get("Labels") or {}
-    wants = headjack.parse_flags(labels.get(headjack.flags_label("docker"), "")).get("privileged") is True
-    run = headjack.plan_run(labels, "docker", privileged_refused=wants and not smoke.privileged_allowed(image))
+    refused = headjack.wants_privileged(labels) and not smoke.privileged_allowed(image)
+    run = headjack.plan_run(labels, "docker", privileged_refused=refused)
     workspace = Path(tempfile.mkdtemp(prefix="hjk-worktree-"))
     # the user's worktree: a git repository owned by the host user
     subprocess.run(["git", "init", "-q", str(workspace)], check=True)

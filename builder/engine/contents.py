@@ -38,13 +38,17 @@ def parse_dpkg_status(text: str) -> list[tuple[str, str, str]]:
     return sorted(packages)
 
 
-def read_contents(reference: str, platform: str) -> Contents:
-    result = tools.run(
+def _run_script(reference: str, platform: str, script: str, timeout: int) -> str:
+    """SCRIPT's output, run as root by `sh` in a throwaway container of the image, on its own
+    platform (labelled, so a stopped run's container can be found)."""
+    return tools.run(
         ["docker", "run", "--rm", "--platform", platform, "--user", "0", "--entrypoint", "sh",
-         "--label", f"{headjack.SBOM_RUN_LABEL}=1", reference, "-c", _READ_SCRIPT],
-        timeout=600,
-    )
-    dpkg, _, npm_part = result.stdout.partition("@@npm@@")
+         "--label", f"{headjack.SBOM_RUN_LABEL}=1", reference, "-c", script], timeout=timeout,
+    ).stdout
+
+
+def read_contents(reference: str, platform: str) -> Contents:
+    dpkg, _, npm_part = _run_script(reference, platform, _READ_SCRIPT, 600).partition("@@npm@@")
     npm = []
     for chunk in npm_part.split("@@next@@"):
         if chunk.strip():
@@ -78,11 +82,7 @@ def _pairs(block: str, scale: int) -> list[tuple[str, int]]:
 def weights(reference: str, platform: str, *, threshold_mb: int = 20, top: int = 12) -> Weights:
     """Read from the image itself (a throwaway container of it, on its own platform)."""
     script = _WEIGHTS_SCRIPT.format(top=top, threshold=threshold_mb)
-    result = tools.run(
-        ["docker", "run", "--rm", "--platform", platform, "--user", "0", "--entrypoint", "sh",
-         "--label", f"{headjack.SBOM_RUN_LABEL}=1", reference, "-c", script], timeout=900,
-    )
-    debian, _, rest = result.stdout.partition("@@npm@@")
+    debian, _, rest = _run_script(reference, platform, script, 900).partition("@@npm@@")
     npm, _, files = rest.partition("@@files@@")
     npm_pairs = [(name.removeprefix("/usr/local/lib/node_modules/"), size) for name, size in _pairs(npm, 1)]
     return Weights(debian=_pairs(debian, 1024), npm=npm_pairs, files=_pairs(files, 1))

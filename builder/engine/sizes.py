@@ -48,8 +48,7 @@ def measure(reference: str, platform: str, *, pull: bool = True) -> ImageSize:
         made = [("", 0)] * len(compressed_layers)
     layers = [LayerSize(step=_tidy(step), compressed=c, uncompressed=u)
               for (step, u), c in zip(made, compressed_layers, strict=True)]
-    total = int(tools.run(["docker", "image", "inspect", "--format", "{{.Size}}", reference], timeout=60).stdout)
-    return ImageSize(compressed=compressed, uncompressed=total, layers=layers)
+    return ImageSize(compressed=compressed, uncompressed=oci.local_image_size(reference), layers=layers)
 
 
 def _tidy(created_by: str) -> str:

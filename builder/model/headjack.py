@@ -120,6 +120,12 @@ class HeadjackRun:
                 "-v", f"{workspace}:{WORKSPACE}", image, *self.init]
 
 
+def wants_privileged(labels: Mapping[str, str], runtime: str = "docker") -> bool:
+    """Whether the image's flags for RUNTIME ask for --privileged (then a host that refuses it
+    needs the stand-in)."""
+    return parse_flags(labels.get(flags_label(runtime), "")).get("privileged") is True
+
+
 def plan_run(labels: Mapping[str, str], runtime: str = "docker", *, privileged_refused: bool = False) -> HeadjackRun:
     """The one place that decides how an image starts: Headjack's rules, with the single
     allowed deviation of a host that refuses --privileged (then the image's own
@@ -128,7 +134,7 @@ def plan_run(labels: Mapping[str, str], runtime: str = "docker", *, privileged_r
         raise ContractError(f"unknown runtime '{runtime}' (Headjack knows {', '.join(RUNTIMES)})")
     flags = parse_flags(labels.get(flags_label(runtime), ""))
     substituted = ""
-    if runtime == "docker" and flags.get("privileged") is True and privileged_refused:
+    if runtime == "docker" and wants_privileged(labels) and privileged_refused:
         fallback = labels.get(UNPRIVILEGED_LABEL, "")
         if not fallback:
             raise ContractError(

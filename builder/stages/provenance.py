@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from builder.model.records import BuildRecord, PlatformBuild
-from builder.model.variants import Variant
+from builder.engine import cosign, oci
+from builder.model.records import BuildRecord, PlatformBuild, TagPlan
+from builder.model.variants import ROOT, Variant, VariantSet
 
 BUILD_TYPE = "https://github.com/gilmanlab/headjack-images/build/v1"
 
@@ -59,3 +61,34 @@ def write(folder: Path, build: PlatformBuild, document: dict[str, object]) -> Pa
     path = folder / f"{build.variant}-{build.platform.split('/')[1]}.provenance.json"
     path.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n")
     return path
+
+
+def workflow_run() -> str | None:
+    """The GitHub Actions run this is part of, if any."""
+    server = os.environ.get("GITHUB_SERVER_URL")
+    if not server:
+        return None
+    return f"{server}/{os.environ.get('GITHUB_REPOSITORY', '')}/actions/runs/{os.environ.get('GITHUB_RUN_ID', '')}"
+
+
+def attach_all(variants: VariantSet, record: BuildRecord, plans: list[TagPlan], version: str | None,
+               key: Path | None, lockfile: Path, folder: Path) -> int:
+    """A signed SLSA provenance attestation on every platform image about to be published
+    (KEY None: keyless); each document is also saved under FOLDER. Returns how many."""
+    root_repository = oci.repository_of(record.root.reference)
+    count = 0
+    for plan in plans:
+        variant = variants[plan.variant]
+        for build in record.builds_of(plan.variant):
+            if build.digest is None:
+                continue
+            if variant.parent == ROOT:
+                parent = f"{root_repository}@{record.root.platforms.get(build.platform, '')}"
+            else:
+                parent_build = next(b for b in record.builds_of(variant.parent) if b.platform == build.platform)
+                parent = f"{record.repository}@{parent_build.digest}"
+            document = predicate(record, build, variant, parent, version, lockfile, workflow_run())
+            cosign.attest(f"{record.repository}@{build.digest}", write(folder, build, document),
+                          cosign.PROVENANCE_TYPE, key)
+            count += 1
+    return count

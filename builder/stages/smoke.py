@@ -122,8 +122,7 @@ def privileged_allowed(reference: str) -> bool:
 
 def headjack_run(labels: dict[str, str], reference: str) -> headjack.HeadjackRun:
     """Headjack's start for this image on this host; the --privileged probe runs only when asked for."""
-    wants_privileged = headjack.parse_flags(labels.get(headjack.flags_label("docker"), "")).get("privileged") is True
-    refused = wants_privileged and not privileged_allowed(reference)
+    refused = headjack.wants_privileged(labels) and not privileged_allowed(reference)
     try:
         return headjack.plan_run(labels, "docker", privileged_refused=refused)
     except headjack.ContractError as exc:

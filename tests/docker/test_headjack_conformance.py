@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
+import uuid
 from dataclasses import dataclass
 
 import pytest
 
 from builder.model.records import BuildRecord, load
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, RUN_ID, TEST_LABEL
 from tests.docker.conftest import FixtureBuild, fixture_cli
 from tests.docker.test_build import fork_of_fixtures
 from tests.headjack_start import commit_in_workspace, docker, started_like_headjack, wait_for
@@ -84,14 +86,14 @@ def test_removing_the_docker_flags_leaves_headjack_a_dying_container(init_images
     image = init_images.references["systemd"]
     run = headjack.plan_run({"io.headjack.init": "/lib/systemd/systemd"})
     assert run.flags == {}
-    name = "hjk-conformance-noflags"
-    docker("rm", "-f", name, check=False)
-    try:
-        docker(*run.run_argv(name, image, "/tmp"))
-        state = wait_for_exit(name)
-        assert state != "running", "systemd ran without Headjack's flags: the label would not be needed"
-    finally:
-        docker("rm", "-f", "-v", name, check=False)
+    name = f"hjk-conformance-noflags-{uuid.uuid4().hex[:10]}"
+    with tempfile.TemporaryDirectory(prefix="hjk-worktree-") as worktree:
+        try:
+            docker(*run.run_argv(name, image, worktree, extra=["--label", f"{TEST_LABEL}={RUN_ID}"]))
+            state = wait_for_exit(name)
+            assert state != "running", "systemd ran without Headjack's flags: the label would not be needed"
+        finally:
+            docker("rm", "-f", "-v", name, check=False)
 
 
 def wait_for_exit(name: str, timeout: int = 60) -> str:

@@ -192,10 +192,12 @@ def test_transient_errors_within_the_retry_budget_pass_with_the_retries_shown(
 
 def test_an_immutable_tag_is_never_moved_by_a_fault(faulty: Faulty, tmp_path: Path) -> None:
     """A version tag already published stays where it is whatever the registry answers."""
+    first = faulty.publish(tmp_path, "8.0.2")  # this test's own release, whatever ran before
+    assert first.returncode == 0, first.stderr
     published = faulty.tags()
-    assert published.get("tiny-8.0.0") == faulty.tested["tiny"]
-    faulty.proxy.inject(Fault("HEAD", "/manifests/tiny-8.0.0", status=500))
-    faulty.proxy.inject(Fault("GET", "/manifests/tiny-8.0.0", status=500))
-    proc = faulty.publish(tmp_path, "8.0.0")
+    assert published.get("tiny-8.0.2") == faulty.tested["tiny"]
+    faulty.proxy.inject(Fault("HEAD", "/manifests/tiny-8.0.2", status=500))
+    faulty.proxy.inject(Fault("GET", "/manifests/tiny-8.0.2", status=500))
+    proc = faulty.publish(tmp_path, "8.0.2")
     assert proc.returncode == 1 and "500" in proc.stderr
     assert faulty.tags() == published
