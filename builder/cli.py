@@ -22,7 +22,6 @@ from builder.model.errors import FactoryError
 from builder.model.records import BuildRecord, ReleaseRecord, TestResults, load, merge_results, save
 from builder.present import report
 from builder.present.console import ConsoleObserver, err_console, note, out_console, stage_table
-from builder.stages import build as build_stage
 from builder.stages import lint as lint_stage
 from builder.stages import lock as lock_stage
 from builder.stages import plan as plan_stage
@@ -184,12 +183,19 @@ def root() -> None:
 @root.command("bootstrap")
 @registry_option
 @click.option("--platform", "platforms", multiple=True, help="Limit to these platforms (repeatable).")
+@click.option("--check", is_flag=True,
+              help="Make each root again from scratch (no cache) and compare it with the registry's; "
+                   "fail naming each platform that differs.")
 @click.pass_context
 @friendly_errors
-def root_bootstrap(ctx: click.Context, registry: str | None, platforms: tuple[str, ...]) -> None:
-    """Make a minimal Debian root per platform from Debian's packages and push one index.
+def root_bootstrap(ctx: click.Context, registry: str | None, platforms: tuple[str, ...], check: bool) -> None:
+    """Find or make a minimal Debian root per platform and push it; join the index when
+    every platform is here.
 
-    Root file systems are cached by suite, architecture, package list and mirror.
+    A root is the same bytes on every machine for the same inputs and archive state.
+    It is found, with no mmdebstrap run, by the digest images.lock.yaml pins or by its
+    input tag (<suite>-<arch>-<key>); otherwise made (root file systems are cached by
+    suite, architecture, package list and mirror) and pushed as it is.
     """
     settings = settings_of(ctx)
     if settings.config.root.source != "bootstrap":
@@ -198,11 +204,22 @@ def root_bootstrap(ctx: click.Context, registry: str | None, platforms: tuple[st
             "nothing to bootstrap"
         )
     target = runner.start_registry(settings, registry)
-    image = rootfs.bootstrap(settings, target, list(platforms) or None, report=note)
-    note(f"root index: {image.reference}")
+    observer = ConsoleObserver()
+    if check:
+        problems = runner.root_check(settings, target, list(platforms), observer)
+        if problems:
+            raise FactoryError("the root is not what its inputs make now:\n  " + "\n  ".join(problems))
+        note("every root is the same as the registry's")
+        return
+    image = runner.root_bootstrap(settings, target, list(platforms), observer)
+    if image.digest:
+        note(f"root index: {image.reference}")
+    else:
+        note("root index not joined: this run holds only some platforms (`merge` joins it)")
     for platform, digest in sorted(image.platforms.items()):
         note(f"  {platform}: {digest}")
-    click.echo(image.pinned)
+    click.echo(image.pinned if image.digest else
+               "\n".join(f"{image.reference.rsplit(':', 1)[0]}@{d}" for _, d in sorted(image.platforms.items())))
 
 
 @root.command("clear-cache")
@@ -578,7 +595,7 @@ def merge(ctx: click.Context, record_files: tuple[Path, ...], record_path: Path 
     Refuses a variant whose declared platforms are not all built.
     """
     declared = {v.name: list(v.platforms) for v in runner.variants_of(settings_of(ctx))}
-    merged = build_stage.merge([load(p, BuildRecord) for p in record_files], declared)
+    merged = runner.merge([load(p, BuildRecord) for p in record_files], declared)
     saved = save(merged, record_path or runner.default_record_path())
     out_console.print(report.index_summary(merged))
     note(f"merged build record: {saved}")
@@ -656,6 +673,11 @@ def new_variant(ctx: click.Context, name: str, parent: str) -> None:
 def lock_cmd(ctx: click.Context, check: bool, update: bool, only: str | None, debian_from: Path | None) -> None:
     """Write images.lock.yaml: the root image's digests and every tool's pin.
 
+    A bootstrapped root is pinned per platform by digest, with the Debian packages
+    inside. `--update` (or `--update --only root`) makes it again from the archive
+    (mmdebstrap: minutes for arm64 under emulation) and names the packages that
+    moved it; without --update the pinned digests stay while the root's inputs do.
+
     Debian's archive drops old versions, so apt versions can't be pinned (point the
     root's mirror at a snapshot mirror to fix the archive's state); --record-debian
     keeps what each image actually installed, and says what changed since last time.
@@ -677,7 +699,11 @@ def lock_cmd(ctx: click.Context, check: bool, update: bool, only: str | None, de
             raise FactoryError(f"{path} is stale: run `hjk-images lock --update` and commit it")
         note(f"{path} is current")
     else:
-        moved = lock_stage.update(settings, variants, only)
+        # the root's digests are made again from the archive only when asked to move
+        fresh = update and only in (None, "root")
+        pins = runner.lock_pins(settings, fresh=fresh, report=note) if only in (None, "root") \
+            else lock_stage.root_pins(settings)
+        moved = lock_stage.update(settings, variants, only, pins)
         echo_lines(moved)
         note(f"{path}: " + (f"{len(moved)} pin(s) moved" if moved else "nothing moved"))
         if update and not moved:

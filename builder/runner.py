@@ -16,16 +16,16 @@ import os
 import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from builder.engine import contents, cosign, extra_ca, git, oci, sizes, state
+from builder.engine import contents, cosign, extra_ca, git, sizes, sources, state
 from builder.engine import registry as registries
 from builder.engine.contents import read_contents
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
-from builder.model.graph import Plan
+from builder.model.graph import Plan, RootImage, RootPins
 from builder.model.loading import load_model
 from builder.model.records import (
     BuildRecord,
@@ -158,12 +158,55 @@ def predict(settings: Settings, registry: str, plan: Plan) -> dict[str, str]:
     """What a build would do per job, asking the registry; empty when it can't be asked."""
     if not registries.reachable(registry):
         return {}
-    root_ref = root.root_reference(settings, registry)
-    root_platforms = oci.inspect(root_ref).platforms if oci.exists(root_ref) else None
-    return build_stage.predict(plan, root_platforms)
+    platforms = sorted({j.platform for j in plan.jobs})
+    return build_stage.predict(plan, root.find_roots(settings, registry, platforms, lock.root_pins(settings)) or None,
+                               omitted_tools(variants_of(settings), plan))
+
+
+def omitted_tools(variants: VariantSet, plan: Plan, report: Callable[[str], None] | None = None,
+                  ) -> dict[str, tuple[str, ...]]:
+    """Per planned variant with optional tools, those whose download can't be reached from
+    here now: the build leaves them out, and its identity and record say so."""
+    optional = {v.name: [t for t in v.own_tools if t.optional and t.url]
+                for v in variants if v.name in plan.variants}
+    down = sources.unreachable(t.url for tools in optional.values() for t in tools if t.url)
+    for name, tools in optional.items():
+        for tool in tools:
+            if tool.url in down and report:
+                report(f"{name}: optional tool {tool.name} left out: {tool.url} can't be reached from here")
+    return {name: tuple(sorted(t.name for t in tools if t.url in down)) for name, tools in optional.items() if tools}
 
 
 # --- the stages --------------------------------------------------------------------
+
+def lock_pins(settings: Settings, *, fresh: bool, report: Callable[[str], None]) -> RootPins | None:
+    """A bootstrapped root's digests for the lock: the lock's own while the root's inputs
+    are unchanged, else made here (FRESH: from the archive as it is now)."""
+    if settings.config.root.source != "bootstrap":
+        return None
+    if not fresh and (pins := lock.root_pins(settings)) is not None:
+        return pins
+    return root.make_pins(settings, fresh=fresh, report=report)
+
+
+def root_bootstrap(settings: Settings, registry: str, platforms: list[str], observer: Observer) -> RootImage:
+    return root.bootstrap(settings, registry, platforms or None, observer.note, lock.root_pins(settings))
+
+
+def root_check(settings: Settings, registry: str, platforms: list[str], observer: Observer) -> list[str]:
+    return root.check(settings, registry, platforms or None, observer.note, lock.root_pins(settings))
+
+
+def merge(records: list[BuildRecord], declared: dict[str, list[str]]) -> BuildRecord:
+    """Join per-platform records; where the root was bootstrapped by runners that each held
+    one platform, its index is joined here, where every platform meets."""
+    merged = build_stage.merge(records, declared)
+    wanted = {p for platforms in declared.values() for p in platforms}
+    if merged.root.bootstrapped and not merged.root.digest and wanted <= set(merged.root.platforms):
+        digest = root.join_root_index(merged.root.reference, merged.root.platforms)
+        merged = merged.model_copy(update={"root": merged.root.model_copy(update={"digest": digest})})
+    return merged
+
 
 def build_options(settings: Settings, **overrides: object) -> build_stage.BuildOptions:
     """Options for a build; `created` comes from SOURCE_DATE_EPOCH, else the commit time."""
@@ -188,7 +231,10 @@ def build(
         if check_lock:
             lock.check_before_build(settings, prepared.variants)
         platforms = sorted({j.platform for j in prepared.plan.jobs})
-        root_image = root.resolve_root(settings, registry, platforms, observer.note, lock.locked_root(settings))
+        if not options.omitted:
+            options = replace(options, omitted=omitted_tools(prepared.variants, prepared.plan, observer.note))
+        root_image = root.resolve_root(settings, registry, platforms, observer.note, lock.locked_root(settings),
+                                       lock.root_pins(settings))
         with observer.board(prepared.plan) as listener:
             record = build_stage.build(settings, prepared.plan, root_image, prepared.rendered, registry,
                                        options, listener)

@@ -36,9 +36,12 @@ def buildx_build(
     no_cache: bool = False,
     network: str | None = None,
     load: bool = False,
+    cache_from: Sequence[str] = (),
+    cache_to: str | None = None,
 ) -> BuildOutcome:
     """Build one platform with buildx and push it (or, with LOAD, load it into the local
-    engine: the digest is then the image's id); stream the whole log to `log_path`."""
+    engine: the digest is then the image's id); stream the whole log to `log_path`.
+    CACHE_FROM and CACHE_TO are buildx cache specs (`type=registry,ref=...`, `type=inline`)."""
     from python_on_whales.exceptions import DockerException
 
     metadata = log_path.with_suffix(".metadata.json")
@@ -53,6 +56,8 @@ def buildx_build(
                 secrets=list(secrets), builder=builder, cache=not no_cache,
                 push=not load, load=load, provenance=False, metadata_file=metadata,
                 network=network, progress="plain", stream_logs=True,
+                cache_from=[_cache_spec(c) for c in cache_from] or None,
+                cache_to=_cache_spec(cache_to) if cache_to else None,
             )
             for line in stream:  # type: ignore[union-attr]
                 log.write(redact(line))
@@ -67,3 +72,18 @@ def buildx_build(
         raise CommandError(["docker", "buildx", "build", "--platform", platform], 0,
                            f"buildx wrote no image digest to {metadata.name} ({type(exc).__name__}: {exc})") from None
     return BuildOutcome(digest=digest)
+
+
+def _cache_spec(spec: str) -> dict[str, str]:
+    """'type=registry,ref=r/x:y,mode=max' -> {'type': 'registry', 'ref': ..., 'mode': 'max'}."""
+    return dict(part.split("=", 1) for part in spec.split(","))
+
+
+def driver_of(builder: str | None) -> str:
+    """The buildx driver of BUILDER (the current one when None): 'docker', 'docker-container'..."""
+    from python_on_whales.exceptions import DockerException
+
+    try:
+        return str(docker_client().buildx.inspect(builder).driver)
+    except DockerException as exc:
+        raise CommandError(["docker", "buildx", "inspect", builder or ""], exc.return_code, str(exc)) from None

@@ -1,15 +1,18 @@
-"""Questions asked of a registry about images: what an index holds, whether a tag exists.
+"""Questions asked of a registry about images: what an index holds, whether a tag exists;
+and images written here (OCI layouts) pushed to it as they are.
 
-Goes through `docker buildx imagetools`, which uses the user's docker login and
-trusts localhost registries over plain http, so it works for GHCR and the
-embedded registry alike.
+Goes through `docker buildx imagetools` and `skopeo`, which use the user's docker
+login; localhost registries are spoken to over plain http, as the engine does, so
+it works for GHCR and the embedded registry alike.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from builder.engine import commands as tools
 from builder.model.errors import FactoryError
@@ -150,3 +153,35 @@ def repository_of(reference: str) -> str:
     if ":" in last[-1]:
         name = name.rsplit(":", 1)[0]
     return name
+
+
+def _plain_http(reference: str) -> bool:
+    """Loopback registries speak plain http, as the docker engine assumes for them."""
+    host = reference.split("/", 1)[0]
+    return host.startswith(("localhost", "127.", "[::1]"))
+
+
+def push_layout(layout: Path, ref_name: str, target: str) -> str:
+    """Copy the image REF_NAME of the OCI layout LAYOUT to TARGET as it is (no re-compression,
+    the manifest's bytes kept); returns the digest the registry holds it under."""
+    tools.require("skopeo")
+    with tempfile.TemporaryDirectory(prefix="hjk-push-") as tmp:
+        digest_file = Path(tmp) / "digest"
+        argv = ["skopeo", "copy", "--quiet", "--preserve-digests", "--digestfile", str(digest_file)]
+        if _plain_http(target):
+            argv.append("--dest-tls-verify=false")
+        argv += [f"oci:{layout}:{ref_name}", f"docker://{target}"]
+        tools.retry_transient(lambda: tools.run(argv, timeout=registry_timeout() * 5))
+        return digest_file.read_text().strip()
+
+
+def raw_config(reference: str) -> dict[str, object]:
+    """The image config of a single-platform image as the registry stores it, every key kept
+    (BuildKit's inline cache metadata among them)."""
+    tools.require("skopeo")
+    argv = ["skopeo", "inspect", "--config", "--raw"]
+    if _plain_http(reference):
+        argv.append("--tls-verify=false")
+    result = tools.retry_transient(lambda: tools.run([*argv, f"docker://{reference}"], timeout=registry_timeout()))
+    data: dict[str, object] = json.loads(result.stdout)
+    return data

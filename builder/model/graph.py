@@ -13,7 +13,7 @@ from builder.model.config import arch_of
 from builder.model.variants import ROOT
 
 IDENTITY_LABEL = headjack.IDENTITY_LABEL
-IDENTITY_SCHEME = "1"
+IDENTITY_SCHEME = "2"
 
 
 @dataclass(frozen=True)
@@ -76,10 +76,12 @@ def stage_arg(variant: str) -> str:
     return "HJK_FROM_" + variant.upper().replace("-", "_")
 
 
-def identity(job: Job, parent_digest: str, build_args: dict[str, str]) -> str:
+def identity(job: Job, parent_digest: str, build_args: dict[str, str], omitted: tuple[str, ...] = ()) -> str:
+    """What a build is: its rendered context, parent, platform, pinned stages and the
+    optional tools it leaves out (an image without one is not the image with it)."""
     payload = {
         "scheme": IDENTITY_SCHEME, "content": job.content_hash, "parent": parent_digest,
-        "platform": job.platform, "args": dict(sorted(build_args.items())),
+        "platform": job.platform, "args": dict(sorted(build_args.items())), "omitted": sorted(omitted),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -87,6 +89,13 @@ def identity(job: Job, parent_digest: str, build_args: dict[str, str]) -> str:
 def staging_tag(plan: Plan, job: Job, build_identity: str) -> str:
     """Per-platform tag a build is pushed under (the docker driver can't push by digest)."""
     return f"{plan.repository}:build-{job.variant}-{arch_of(job.platform)}-{build_identity[:16]}"
+
+
+def cache_tag(plan: Plan, job: Job, separate: bool) -> str:
+    """Where a variant's layer cache for one platform is kept: its last pushed image (inline
+    metadata) or, with a builder that exports a SEPARATE cache, a cache manifest of its own."""
+    kind = "buildcache" if separate else "cache"
+    return f"{plan.repository}:{kind}-{job.variant}-{arch_of(job.platform)}"
 
 
 def index_tag(repository: str, variant: str, identities: list[str]) -> str:
@@ -100,8 +109,31 @@ class RootImage:
     reference: str
     """The index tag, e.g. localhost:5000/gilmanlab/headjack-root:trixie."""
     digest: str
+    """The index's digest; empty when this run holds only some platforms (no index joined)."""
     platforms: dict[str, str]
+    bootstrapped: bool = False
+    """Made by the factory (its index is then ours to join), not an ordinary reference."""
 
     @property
     def pinned(self) -> str:
         return f"{self.reference}@{self.digest}"
+
+
+@dataclass(frozen=True)
+class RootPins:
+    """A bootstrapped root as the lock pins it: per platform, its image digest and the
+    Debian packages it holds (so a moved digest can say which package moved it)."""
+
+    images: dict[str, str]
+    packages: dict[str, dict[str, str]]
+
+
+def package_moves(before: dict[str, str], after: dict[str, str], shown: int = 8) -> str:
+    """Why a root moved: 'libc6 2.41-12 -> 2.41-13; ...' for the packages whose version
+    differs (added and removed too); empty when nothing is known of the earlier one."""
+    if not before:
+        return ""
+    moved = [f"{name} {before.get(name, '(none)')} -> {after.get(name, '(none)')}"
+             for name in sorted(set(before) | set(after)) if before.get(name) != after.get(name)]
+    more = f" (and {len(moved) - shown} more)" if len(moved) > shown else ""
+    return "; ".join(moved[:shown]) + more if moved else "no package moved"

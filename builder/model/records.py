@@ -28,6 +28,7 @@ class RootRecord(Record):
     reference: str
     digest: str
     platforms: dict[str, str]
+    bootstrapped: bool = False
 
 
 class LayerSize(Record):
@@ -69,6 +70,10 @@ class PlatformBuild(Record):
     sizes: ImageSize | None = None
     context_digest: str | None = None
     """sha256 of the rendered build context (Dockerfile and files) it was built from."""
+    layer_cache: str = ""
+    """Where its layer cache came from, or why none was imported."""
+    omitted_tools: list[str] = Field(default_factory=list)
+    """Optional tools left out because their download couldn't be reached (part of the identity)."""
     started_at: str | None = None
     finished_at: str | None = None
     duration_s: float = 0.0
@@ -101,6 +106,8 @@ class BuildRecord(Record):
     variants: list[VariantIndex]
     interrupted: bool = False
     """The run was stopped (Ctrl-C, SIGTERM): what finished is here, nothing was indexed."""
+    layer_cache: str = ""
+    """How layer cache was exported: 'inline' (the docker driver) or 'registry' (mode=max)."""
 
     def count(self, status: str) -> int:
         """How many platform builds ended with STATUS (built, reused, failed, skipped)."""

@@ -18,7 +18,17 @@ from builder.engine import buildx, oci, sizes, state
 from builder.engine import commands as tools
 from builder.model.config import Settings, arch_of
 from builder.model.errors import FactoryError
-from builder.model.graph import IDENTITY_LABEL, Job, Plan, RootImage, identity, index_tag, stage_arg, staging_tag
+from builder.model.graph import (
+    IDENTITY_LABEL,
+    Job,
+    Plan,
+    RootImage,
+    cache_tag,
+    identity,
+    index_tag,
+    stage_arg,
+    staging_tag,
+)
 from builder.model.records import BuildRecord, ImageSize, PlatformBuild, RootRecord, VariantIndex
 from builder.model.rendered import RenderedVariant, locate_failure
 
@@ -40,9 +50,25 @@ class BuildOptions:
     extra_ca: Path | None = None
     network: str | None = None
     """RUN steps' network (`host` reaches services on this machine's loopback)."""
+    omitted: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    """Variant -> the optional tools it leaves out (their downloads can't be reached); every
+    variant with optional tools is a key, so the build is told what to leave out."""
     load: dict[str, str] = field(default_factory=dict)
     """Variant -> local tag: built for one platform and loaded into the engine, not pushed
     (the quick local loop for a team's Dockerfile)."""
+
+
+INLINE_CACHE_KEY = "moby.buildkit.cache.v0"
+"""Where BuildKit keeps inline cache metadata in an image config."""
+
+
+@dataclass(frozen=True)
+class LayerCache:
+    """What one build imports and exports as layer cache, and the line that says so."""
+
+    imports: list[str]
+    export: str | None
+    said: str
 
 
 def created_timestamp(epoch: int | None) -> str:
@@ -62,6 +88,25 @@ class Executor:
         self.logs = logs
         self.listener = listener
         self.results: dict[str, PlatformBuild] = {}
+        self.separate_cache = False
+        """The builder exports a cache of its own (docker-container, remote): else inline."""
+
+    def layer_cache(self, job: Job) -> LayerCache:
+        """Import the variant's last cache for this platform from the registry when it is there
+        and usable; a missing or refused one is said in one line, never a failure."""
+        ref = cache_tag(self.plan, job, self.separate_cache)
+        export = f"type=registry,ref={ref},mode=max" if self.separate_cache else "type=inline"
+        if self.options.no_cache:
+            return LayerCache([], export, "no layer cache imported (--no-cache)")
+        try:
+            found = oci.lookup(ref)
+            if found is None:
+                return LayerCache([], export, f"no layer cache imported: {ref} not found")
+            if not self.separate_cache and INLINE_CACHE_KEY not in oci.raw_config(ref):
+                return LayerCache([], export, f"no layer cache imported: {ref} has no inline cache metadata")
+        except FactoryError as exc:
+            return LayerCache([], export, f"no layer cache imported: {exc}")
+        return LayerCache([f"type=registry,ref={ref}"], export, f"layer cache from {ref}")
 
     def _parent_reference(self, job: Job) -> str:
         if job.parent_key is None:
@@ -81,8 +126,11 @@ class Executor:
         stages = {stage_arg(v): f"{self.plan.repository}@{self.results[k].digest}"
                   for v, k in zip(job.uses, job.use_keys, strict=True)}
         args = {"BASE_IMAGE": parent_ref, "BASE_DIGEST": parent_digest, **stages}
+        omitted = self.options.omitted.get(job.variant, ())
+        if job.variant in self.options.omitted:
+            args["OMITTED_TOOLS"] = " ".join(omitted)
         # digests are the identity; where they are served from is not
-        ident = identity(job, parent_digest, _digests_only(stages))
+        ident = identity(job, parent_digest, _digests_only(stages), omitted)
         tag = staging_tag(self.plan, job, ident)
         log_path = self.logs / f"{job.variant}-{arch_of(job.platform)}.log"
         local_tag = self.options.load.get(job.variant)
@@ -95,9 +143,12 @@ class Executor:
                 return PlatformBuild(
                     variant=job.variant, platform=job.platform, status="reused", identity=ident,
                     digest=existing, staging_tag=tag, size_bytes=measured.compressed, sizes=measured,
-                    context_digest=job.content_hash, duration_s=time.monotonic() - start,
+                    context_digest=job.content_hash, omitted_tools=list(omitted), duration_s=time.monotonic() - start,
                 )
-        self.listener(job.key, "building", "")
+        cache = self.layer_cache(job)
+        self.listener(job.key, "building", cache.said)
+        # the docker driver keeps inline cache in the image itself: the cache tag follows it
+        cache_tags = [] if local_tag or self.separate_cache else [cache_tag(self.plan, job, False)]
         volatile = {
             "BUILD_CREATED": self.options.created, "BUILD_REVISION": self.options.revision,
             "BUILD_VERSION": self.options.version,
@@ -105,10 +156,11 @@ class Executor:
         secrets = [f"id=extra_ca,src={self.options.extra_ca}"] if self.options.extra_ca else []
         outcome = tools.retry_transient(lambda: buildx.buildx_build(
             context=self.contexts[job.variant], dockerfile=self.contexts[job.variant] / "Dockerfile",
-            platform=job.platform, tags=[local_tag or tag], log_path=log_path,
+            platform=job.platform, tags=[local_tag or tag, *cache_tags], log_path=log_path,
             build_args={**args, **volatile}, labels={IDENTITY_LABEL: ident},
             secrets=secrets, builder=self.options.builder, no_cache=self.options.no_cache,
             network=self.options.network, load=local_tag is not None,
+            cache_from=cache.imports, cache_to=None if local_tag else cache.export,
         ))
         digest = outcome.digest
         if local_tag:
@@ -118,7 +170,8 @@ class Executor:
         return PlatformBuild(
             variant=job.variant, platform=job.platform, status="built", identity=ident,
             digest=digest, staging_tag=local_tag or tag, size_bytes=measured.compressed or None, sizes=measured,
-            context_digest=job.content_hash, started_at=started_at, finished_at=_now(),
+            context_digest=job.content_hash, omitted_tools=list(omitted), layer_cache=cache.said,
+            started_at=started_at, finished_at=_now(),
             duration_s=time.monotonic() - start, log=str(log_path),
         )
 
@@ -245,6 +298,7 @@ def build(
     contexts = write_contexts(rendered, run_dir / "contexts")
     logs = state.subdir("logs", "build")
     executor = Executor(plan, root, contexts, options, logs, listener)
+    executor.separate_cache = buildx.driver_of(options.builder) != "docker"
     interrupted = False
     try:
         executor.run()
@@ -256,13 +310,16 @@ def build(
     return BuildRecord(
         registry=registry, repository=plan.repository, created=options.created,
         revision=options.revision,
-        root=RootRecord(reference=root.reference, digest=root.digest, platforms=root.platforms),
+        root=RootRecord(reference=root.reference, digest=root.digest, platforms=root.platforms,
+                        bootstrapped=root.bootstrapped),
         builds=builds, variants=[] if interrupted else join_indexes(plan, executor.results, options.load),
-        interrupted=interrupted,
+        interrupted=interrupted, layer_cache="registry (mode=max)" if executor.separate_cache else "inline",
     )
 
 
-def predict(plan: Plan, root_platforms: dict[str, str] | None) -> dict[str, str]:
+def predict(
+    plan: Plan, root_platforms: dict[str, str] | None, omitted: dict[str, tuple[str, ...]] | None = None,
+) -> dict[str, str]:
     """What `build` would do per job, without building: 'reuse', or 'build' and why.
 
     Identities need parent digests, so a job is only known reusable when its
@@ -279,7 +336,7 @@ def predict(plan: Plan, root_platforms: dict[str, str] | None) -> dict[str, str]
         if parent_digest is None or not all(used.values()):
             outcome[job.key] = "build (parent is new)" if job.parent_key else "build (no root yet)"
             continue
-        ident = identity(job, parent_digest, used)
+        ident = identity(job, parent_digest, used, (omitted or {}).get(job.variant, ()))
         found = _reusable(staging_tag(plan, job, ident), job.platform)
         if found:
             digests[job.key] = found

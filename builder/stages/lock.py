@@ -1,8 +1,9 @@
 """The lockfile: every external input that can move, written down so builds can't drift.
 
 - root: for an ordinary reference, its index digest and per-platform digests;
-  for a bootstrapped root, the inputs that make it (suite, mirror, packages),
-  since its digest is made on each machine;
+  for a bootstrapped root, the inputs that make it (suite, mirror, packages) and,
+  since the same inputs and archive give the same bytes, each platform's digest and
+  the Debian packages inside (so a moved digest names the package that moved it);
 - tools: every tool of every variant with its source, exact version and, for
   archives, URL and sha256.
 
@@ -25,6 +26,7 @@ from builder.engine import commands as tools
 from builder.engine import oci
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
+from builder.model.graph import RootPins, package_moves
 from builder.model.variants import Tool, VariantSet
 
 LOCK_FILE = "images.lock.yaml"
@@ -52,11 +54,21 @@ def declared_tools(variants: VariantSet) -> dict[str, dict[str, dict[str, str]]]
     return {v.name: {t.name: _tool_entry(t) for t in v.own_tools} for v in variants if v.own_tools}
 
 
-def _root_entry(settings: Settings, platforms: set[str], resolve: bool) -> dict[str, Any]:
+def _bootstrap_inputs(settings: Settings) -> dict[str, Any]:
+    boot = settings.config.root.bootstrap
+    return {"suite": boot.suite, "mirror": boot.mirror, "packages": sorted(boot.packages)}
+
+
+def _root_entry(
+    settings: Settings, platforms: set[str], resolve: bool, pins: RootPins | None = None,
+) -> dict[str, Any]:
     root = settings.config.root
     if root.source == "bootstrap":
-        boot = root.bootstrap
-        return {"bootstrap": {"suite": boot.suite, "mirror": boot.mirror, "packages": sorted(boot.packages)}}
+        entry: dict[str, Any] = {"bootstrap": _bootstrap_inputs(settings)}
+        if pins is not None:
+            entry["images"] = dict(sorted(pins.images.items()))
+            entry["packages"] = {p: dict(sorted(pk.items())) for p, pk in sorted(pins.packages.items())}
+        return entry
     if root.reference is None:
         raise FactoryError("root.source is 'reference' but root.reference is not set")
     if not resolve:
@@ -84,14 +96,27 @@ def _verify_tool_exists(variant: str, name: str, entry: dict[str, str]) -> None:
             raise FactoryError(f"tool {variant}/{name}: {package}=={entry['version']} does not exist on PyPI")
 
 
-def resolve(settings: Settings, variants: VariantSet, verify_tools: bool = True) -> dict[str, Any]:
+def root_pins(settings: Settings) -> RootPins | None:
+    """The lock's digests of a bootstrapped root, while its inputs are the factory's."""
+    path = lock_path(settings)
+    if settings.config.root.source != "bootstrap" or not path.is_file():
+        return None
+    locked: dict[str, Any] = read(path)["root"]
+    if locked.get("bootstrap") != _bootstrap_inputs(settings) or not isinstance(locked.get("images"), dict):
+        return None
+    return RootPins(images=dict(locked["images"]), packages=dict(locked.get("packages") or {}))
+
+
+def resolve(
+    settings: Settings, variants: VariantSet, verify_tools: bool = True, pins: RootPins | None = None,
+) -> dict[str, Any]:
     platforms = {p for v in variants for p in v.platforms}
     tools_now = declared_tools(variants)
     if verify_tools:
         for variant, entries in tools_now.items():
             for name, entry in entries.items():
                 _verify_tool_exists(variant, name, entry)
-    return {"schema": 1, "root": _root_entry(settings, platforms, resolve=True), "tools": tools_now}
+    return {"schema": 1, "root": _root_entry(settings, platforms, resolve=True, pins=pins), "tools": tools_now}
 
 
 def dump(data: dict[str, Any]) -> str:
@@ -155,7 +180,7 @@ def stale_tools(settings: Settings, variants: VariantSet) -> list[str]:
                 problems.append(f"{variant}/{name}")
     root_now = _root_entry(settings, set(), resolve=False)
     root_locked: dict[str, Any] = locked["root"]
-    if ("bootstrap" in root_now and root_locked != root_now) or (
+    if ("bootstrap" in root_now and root_locked.get("bootstrap") != root_now["bootstrap"]) or (
         "reference" in root_now and root_locked.get("reference") != root_now["reference"]
     ):
         problems.append("root")
@@ -182,12 +207,26 @@ def debian_drift(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return lines
 
 
-def moves(locked: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """What moved between two lock documents, from what to what, one line each."""
+def _root_moves(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    if old == new:
+        return []
+    if "bootstrap" not in old or old.get("bootstrap") != new.get("bootstrap"):
+        return [f"root: {_describe_root(old)} -> {_describe_root(new)}"]
     lines = []
-    old_root, new_root = locked.get("root", {}), current.get("root", {})
-    if old_root != new_root:
-        lines.append(f"root: {_describe_root(old_root)} -> {_describe_root(new_root)}")
+    before, after = old.get("images") or {}, new.get("images") or {}
+    for platform in sorted(set(before) | set(after)):
+        if before.get(platform) != after.get(platform):
+            changed = package_moves((old.get("packages") or {}).get(platform, {}),
+                                    (new.get("packages") or {}).get(platform, {}))
+            cause = f" ({changed})" if changed else ""
+            lines.append(f"root {platform}: {before.get(platform, '(none)')} -> {after.get(platform, '(none)')}{cause}")
+    return lines
+
+
+def moves(locked: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """What moved between two lock documents, from what to what, one line each (a root's
+    digest with the Debian packages that moved it)."""
+    lines = _root_moves(locked.get("root", {}), current.get("root", {}))
     old_tools, new_tools = locked.get("tools", {}), current.get("tools", {})
     for variant in sorted(set(old_tools) | set(new_tools)):
         before, after = old_tools.get(variant, {}), new_tools.get(variant, {})
@@ -232,14 +271,15 @@ class Staleness:
 def staleness(settings: Settings, variants: VariantSet) -> Staleness:
     """How the lock differs from the variant files (no network look-ups)."""
     locked = read(lock_path(settings))
-    current = resolve(settings, variants, verify_tools=False)
+    current = resolve(settings, variants, verify_tools=False, pins=root_pins(settings))
     return Staleness(differences(locked, current), moves(pinned(locked), current))
 
 
-def update(settings: Settings, variants: VariantSet, only: str | None) -> list[str]:
-    """Re-resolve the pins (ONLY: just `root` or one tool), write the lock; return what moved."""
+def update(settings: Settings, variants: VariantSet, only: str | None, pins: RootPins | None = None) -> list[str]:
+    """Re-resolve the pins (ONLY: just `root` or one tool), write the lock; return what moved.
+    PINS: a bootstrapped root's digests, made by the caller."""
     path = lock_path(settings)
-    current = resolve(settings, variants)
+    current = resolve(settings, variants, pins=pins)
     previous = read(path) if path.is_file() else {"root": {}, "tools": {}}
     if "debian" in previous:
         current["debian"] = previous["debian"]  # the record of installed packages stays

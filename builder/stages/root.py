@@ -1,10 +1,16 @@
-"""The root OS image, made without a pull: a minimal Debian root per platform from
-Debian's packages (mmdebstrap), turned into FROM-scratch images and joined into one
-multi-arch index in the registry.
+"""The root OS image, made without a pull and the same bytes on every machine: a
+minimal Debian root per platform from Debian's packages (mmdebstrap, with a fixed
+SOURCE_DATE_EPOCH), written as a one-layer OCI image by `engine.ocilayout` (no
+BuildKit: its configs carry the build time) and pushed as it is.
 
-Root file systems are cached under the state folder, keyed by everything that
-shapes them, and written under a temporary name first so an interrupted
-bootstrap never leaves an entry a later run would trust.
+Each platform's root is tagged by its inputs (`<suite>-<arch>-<key>`), so a machine
+that finds that tag, or the digest the lock pins, runs no mmdebstrap at all. The
+multi-arch index is joined only where every platform meets (a run for all of
+them, or `merge`), never by a runner holding one.
+
+Root file systems and their written images are cached under the state folder,
+keyed by everything that shapes them, and written under a temporary name first so
+an interrupted bootstrap never leaves an entry a later run would trust.
 """
 
 from __future__ import annotations
@@ -13,17 +19,18 @@ import hashlib
 import json
 import os
 import shutil
+import tarfile
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from builder.engine import buildx, oci, state
 from builder.engine import commands as tools
+from builder.engine import oci, ocilayout, state
 from builder.model.config import RootBootstrap, Settings, arch_of
 from builder.model.errors import FactoryError
-from builder.model.graph import RootImage
+from builder.model.graph import RootImage, RootPins, package_moves
 
 # Left out of every root (and of later apt installs, since dpkg keeps the rule):
 # documentation nobody reads in an agent container. Copyright files stay.
@@ -34,12 +41,19 @@ DPKG_OPTIONS = (
     "path-exclude=/usr/share/info/*",
 )
 MMDEBSTRAP_VARIANT = "minbase"
+SOURCE_DATE_EPOCH = "0"
+ROOT_FORMAT = 2
+"""The shape of the written image (config, compression); part of every root's key, so a
+root written by an older tool is never found under a newer key."""
+KEY_LABEL = "io.headjack.images.root-key"
+"""The input key inside each root's config: a tag holding an image without it, or with
+another key, was not written from these inputs and is not trusted."""
 
-ROOT_DOCKERFILE = """\
-FROM scratch
-ADD rootfs.tar /
-CMD ["bash"]
-"""
+Report = Callable[[str], None]
+
+
+def _quiet(_message: str) -> None:
+    pass
 
 
 @dataclass(frozen=True)
@@ -49,11 +63,22 @@ class RootfsTar:
     cached: bool
 
 
+@dataclass(frozen=True)
+class PlatformRoot:
+    platform: str
+    digest: str
+    how: str
+    """'locked' (the lock's digest, found in the registry), 'found' (the input tag), or 'made'."""
+    packages: dict[str, str] | None = None
+    """The Debian packages inside, when the root file system was at hand (made or cached here)."""
+
+
 def cache_key(boot: RootBootstrap, arch: str) -> str:
     identity = {
         "suite": boot.suite, "arch": arch, "mirror": boot.mirror,
         "packages": sorted(boot.packages), "variant": MMDEBSTRAP_VARIANT,
-        "dpkg": list(DPKG_OPTIONS),
+        "dpkg": list(DPKG_OPTIONS), "epoch": SOURCE_DATE_EPOCH,
+        "format": ROOT_FORMAT, "gzip": ocilayout.GZIP_LEVEL,
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -63,10 +88,18 @@ def root_repository(settings: Settings, registry: str) -> str:
     return f"{registry}/{cfg.namespace}/{cfg.image}-{cfg.root.bootstrap.repository}"
 
 
-def make_rootfs(boot: RootBootstrap, arch: str, cache_dir: Path, log_path: Path) -> RootfsTar:
-    """Return the cached root tarball for (suite, arch, packages, mirror), making it if needed."""
+def key_tag(repository: str, boot: RootBootstrap, arch: str) -> str:
+    """Where a platform's root is found by its inputs."""
+    return f"{repository}:{boot.suite}-{arch}-{cache_key(boot, arch)}"
+
+
+def make_rootfs(
+    boot: RootBootstrap, arch: str, cache_dir: Path, log_path: Path, *, fresh: bool = False,
+) -> RootfsTar:
+    """Return the cached root tarball for (suite, arch, packages, mirror), making it if
+    needed (FRESH: always, replacing the cached one)."""
     final = cache_dir / f"{boot.suite}-{arch}-{cache_key(boot, arch)}.tar"
-    if final.is_file():
+    if final.is_file() and not fresh:
         return RootfsTar(arch, final, cached=True)
     partial = final.with_name(f"{final.stem}.partial-{os.getpid()}.tar")
     argv = [
@@ -79,7 +112,7 @@ def make_rootfs(boot: RootBootstrap, arch: str, cache_dir: Path, log_path: Path)
     argv += [boot.suite, str(partial), boot.mirror]
     try:
         with open(log_path, "w", encoding="utf-8") as log:
-            result = tools.run(argv, check=False, log=log, env={"SOURCE_DATE_EPOCH": "0"})
+            result = tools.run(argv, check=False, log=log, env={"SOURCE_DATE_EPOCH": SOURCE_DATE_EPOCH})
         if result.returncode != 0:
             raise FactoryError(
                 f"mmdebstrap failed for {boot.suite}/{arch} (exit {result.returncode}); "
@@ -91,60 +124,170 @@ def make_rootfs(boot: RootBootstrap, arch: str, cache_dir: Path, log_path: Path)
     return RootfsTar(arch, final, cached=False)
 
 
-def _build_platform_image(
-    tar: RootfsTar, platform: str, repository: str, suite: str, logs: Path,
-) -> str:
-    context = tar.path.parent / f"context-{tar.path.stem}"
-    context.mkdir(exist_ok=True)
-    target = context / "rootfs.tar"
-    if not target.exists():
-        os.link(tar.path, target)
-    (context / "Dockerfile").write_text(ROOT_DOCKERFILE)
-    outcome = buildx.buildx_build(
-        context=context, dockerfile=context / "Dockerfile", platform=platform,
-        tags=[f"{repository}:{suite}-{tar.arch}"], log_path=logs / f"root-{tar.arch}.log",
-        labels={"org.opencontainers.image.title": f"Debian {suite} root ({tar.arch})"},
+def packages_in(tar: Path) -> dict[str, str]:
+    """Installed Debian packages (name -> version) from the root file system's dpkg status."""
+    with tarfile.open(tar) as archive:
+        member = next((m for m in archive if m.name.lstrip("./") == "var/lib/dpkg/status"), None)
+        handle = archive.extractfile(member) if member else None
+        text = handle.read().decode("utf-8", "replace") if handle else ""
+    packages: dict[str, str] = {}
+    for stanza in text.split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in stanza.splitlines() if ": " in line and line[0] != " ")
+        if fields.get("Status", "").endswith(" installed") and "Package" in fields:
+            packages[fields["Package"]] = fields.get("Version", "")
+    return packages
+
+
+def write_root_image(tar: RootfsTar, boot: RootBootstrap) -> ocilayout.LayoutImage:
+    """The root's OCI layout beside its tarball: reused while the tarball is the cached one."""
+    layout = tar.path.with_suffix(".oci")
+    if tar.cached and (found := ocilayout.read_image(layout)) is not None:
+        return found
+    return ocilayout.write_image(
+        tar.path, layout, arch=tar.arch, cmd=["bash"],
+        labels={"org.opencontainers.image.title": f"Debian {boot.suite} root ({tar.arch})",
+                KEY_LABEL: cache_key(boot, tar.arch)},
+        created_by=f"ADD rootfs.tar / # mmdebstrap --variant={MMDEBSTRAP_VARIANT} {boot.suite} {tar.arch}",
     )
-    return f"{repository}@{outcome.digest}"
+
+
+def _trusted(tag: str, key: str, report: Report) -> str | None:
+    """The digest under the input tag, when the image there was written from these inputs."""
+    digest = oci.lookup(tag)
+    if digest is None:
+        return None
+    config = json.loads(oci.config_of(tag))
+    labels = (config.get("config") or {}).get("Labels") or {}
+    if labels.get(KEY_LABEL) != key:
+        report(f"root {tag} was not written from these inputs ({KEY_LABEL}: "
+               f"{labels.get(KEY_LABEL) or 'absent'}, expected {key}): not trusted, making it here")
+        return None
+    return digest
+
+
+def _locate(repository: str, boot: RootBootstrap, platform: str, pinned: str | None, report: Report) -> str | None:
+    """This platform's root in the registry, without making anything: the lock's digest
+    when it pins one, else what the input tag holds (when it was written from these inputs)."""
+    if pinned:
+        return pinned if oci.lookup(f"{repository}@{pinned}") is not None else None
+    arch = arch_of(platform)
+    return _trusted(key_tag(repository, boot, arch), cache_key(boot, arch), report)
+
+
+def _moved(platform: str, made: str, pinned: str, packages: dict[str, str], pins: RootPins) -> str:
+    cause = package_moves(pins.packages.get(platform, {}), packages) or "the lock records no packages"
+    return f"root {platform} is {made}, the lock pins {pinned}: {cause}"
+
+
+def _platform_root(
+    settings: Settings, registry: str, platform: str, pins: RootPins | None, report: Report,
+) -> PlatformRoot:
+    boot = settings.config.root.bootstrap
+    arch = arch_of(platform)
+    repository = root_repository(settings, registry)
+    pinned = pins.images.get(platform) if pins else None
+    found = _locate(repository, boot, platform, pinned, report)
+    if found is not None:
+        report(f"root {boot.suite}/{arch}: in the registry ({found}), nothing to make")
+        return PlatformRoot(platform, found, "locked" if found == pinned else "found")
+    tools.require("mmdebstrap")
+    report(f"root {boot.suite}/{arch}: preparing root file system")
+    tar = make_rootfs(boot, arch, state.subdir("cache", "rootfs"), state.subdir("logs") / f"mmdebstrap-{arch}.log")
+    image = write_root_image(tar, boot)
+    tag = key_tag(repository, boot, arch)
+    pushed = oci.push_layout(image.path, ocilayout.REF_NAME, tag)
+    if pushed != image.digest:
+        raise FactoryError(f"the registry stored {tag} as {pushed}, not as the {image.digest} written here")
+    size = tar.path.stat().st_size // 2**20
+    report(f"root {boot.suite}/{arch}: {'cached' if tar.cached else 'made'} ({size} MiB), pushed {image.digest}")
+    packages = packages_in(tar.path)
+    if pins and pinned and pinned != image.digest:
+        report(_moved(platform, image.digest, pinned, packages, pins)
+               + "; run `hjk-images lock --update --only root` to pin it")
+    return PlatformRoot(platform, image.digest, "made", packages)
 
 
 def bootstrap(
-    settings: Settings,
-    registry: str,
-    platforms: list[str] | None = None,
-    report: Callable[[str], None] = lambda _msg: None,
+    settings: Settings, registry: str, platforms: list[str] | None = None,
+    report: Report = _quiet, pins: RootPins | None = None,
 ) -> RootImage:
-    """Make (or reuse) the root for each platform and push one multi-arch index."""
+    """Find or make each platform's root in the registry; join the index when this run
+    holds every platform the factory builds for."""
     boot = settings.config.root.bootstrap
     chosen = platforms or list(settings.config.platforms)
-    tools.require("mmdebstrap")
     tools.ensure_docker()
-    cache_dir = state.subdir("cache", "rootfs")
-    logs = state.subdir("logs")
-    with state.exclusive("rootfs"):
-        def one(platform: str) -> RootfsTar:
-            arch = arch_of(platform)
-            report(f"root {boot.suite}/{arch}: preparing root file system")
-            tar = make_rootfs(boot, arch, cache_dir, logs / f"mmdebstrap-{arch}.log")
-            size = tar.path.stat().st_size // 2**20
-            report(f"root {boot.suite}/{arch}: {'cached' if tar.cached else 'made'} ({size} MiB)")
-            return tar
-
-        with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
-            tars = dict(zip(chosen, pool.map(one, chosen), strict=True))
-        repository = root_repository(settings, registry)
-        sources = {p: _build_platform_image(tars[p], p, repository, boot.suite, logs) for p in chosen}
-        tag = f"{repository}:{boot.suite}"
-        # a run for some platforms keeps the others the shared tag already holds: never shrink it
-        current = oci.lookup(tag)
-        if current is not None:
-            for platform, digest in oci.inspect(tag).platforms.items():
-                sources.setdefault(platform, f"{repository}@{digest}")
-        index = oci.join_index(tag, [sources[p] for p in sorted(sources)])
+    with state.exclusive("rootfs"), ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+        roots = list(pool.map(lambda p: _platform_root(settings, registry, p, pins, report), chosen))
+    repository = root_repository(settings, registry)
+    digests = {r.platform: r.digest for r in roots}
+    tag = f"{repository}:{boot.suite}"
+    if not set(settings.config.platforms) <= set(chosen):
+        return RootImage(reference=tag, digest="", platforms=digests, bootstrapped=True)
+    index = tools.retry_transient(lambda: oci.join_index(tag, [f"{repository}@{digests[p]}" for p in sorted(digests)]))
     missing = set(chosen) - set(index.platforms)
     if missing:
         raise FactoryError(f"root index {index.reference} lacks {', '.join(sorted(missing))}")
-    return RootImage(reference=index.reference, digest=index.digest, platforms=index.platforms)
+    return RootImage(reference=index.reference, digest=index.digest, platforms=digests, bootstrapped=True)
+
+
+def join_root_index(reference: str, platforms: dict[str, str]) -> str:
+    """Join per-platform roots (from runners that each held one) into the root's index."""
+    repository = oci.repository_of(reference)
+    index = tools.retry_transient(
+        lambda: oci.join_index(reference, [f"{repository}@{platforms[p]}" for p in sorted(platforms)]))
+    return index.digest
+
+
+def make_pins(settings: Settings, *, fresh: bool, report: Report = _quiet) -> RootPins:
+    """Each platform's root digest and packages, made here without a registry (FRESH: from
+    the archive as it is now, replacing the cached file systems)."""
+    boot = settings.config.root.bootstrap
+    tools.require("mmdebstrap")
+
+    def one(platform: str) -> tuple[str, str, dict[str, str]]:
+        arch = arch_of(platform)
+        report(f"root {boot.suite}/{arch}: {'making from the archive' if fresh else 'preparing'}")
+        tar = make_rootfs(boot, arch, state.subdir("cache", "rootfs"),
+                          state.subdir("logs") / f"mmdebstrap-{arch}.log", fresh=fresh)
+        return platform, write_root_image(tar, boot).digest, packages_in(tar.path)
+
+    platforms = list(settings.config.platforms)
+    with state.exclusive("rootfs"), ThreadPoolExecutor(max_workers=len(platforms)) as pool:
+        made = list(pool.map(one, platforms))
+    return RootPins(images={p: d for p, d, _ in made}, packages={p: pk for p, _, pk in made})
+
+
+def check(
+    settings: Settings, registry: str, platforms: list[str] | None = None,
+    report: Report = _quiet, pins: RootPins | None = None,
+) -> list[str]:
+    """Make each platform's root from scratch in a temporary folder, ignoring every cache,
+    and compare it with the registry's; one problem per platform that differs."""
+    boot = settings.config.root.bootstrap
+    chosen = platforms or list(settings.config.platforms)
+    repository = root_repository(settings, registry)
+    tools.require("mmdebstrap")
+    logs = state.subdir("logs")
+
+    def one(platform: str) -> str | None:
+        arch = arch_of(platform)
+        with tempfile.TemporaryDirectory(prefix=f"hjk-root-check-{arch}-") as tmp:
+            tar = make_rootfs(boot, arch, Path(tmp), logs / f"mmdebstrap-check-{arch}.log", fresh=True)
+            made = write_root_image(tar, boot).digest
+            packages = packages_in(tar.path)
+        tag = key_tag(repository, boot, arch)
+        held = oci.lookup(tag)
+        if pins and (pinned := pins.images.get(platform)) and pinned != made:
+            report(_moved(platform, made, pinned, packages, pins))
+        if held is None:
+            return f"{platform}: made {made} from scratch, but the registry has no {tag} to compare with"
+        if held != made:
+            return f"{platform}: made {made} from scratch, the registry's {tag} is {held}"
+        report(f"root {boot.suite}/{arch}: made from scratch, same as the registry's ({made})")
+        return None
+
+    with ThreadPoolExecutor(max_workers=len(chosen)) as pool:
+        return [problem for problem in pool.map(one, chosen) if problem]
 
 
 def clear_cache() -> int:
@@ -155,15 +298,30 @@ def clear_cache() -> int:
     return count
 
 
+def find_roots(
+    settings: Settings, registry: str, platforms: list[str], pins: RootPins | None = None,
+) -> dict[str, str]:
+    """Per platform, the root digest a build would use, as far as the registry knows now
+    (nothing is made): for a plan's prediction."""
+    root = settings.config.root
+    if root.source == "reference":
+        assert root.reference is not None
+        return oci.inspect(root.reference).platforms if oci.exists(root.reference) else {}
+    repository = root_repository(settings, registry)
+    found = {p: _locate(repository, root.bootstrap, p, pins.images.get(p) if pins else None, _quiet)
+             for p in platforms}
+    return {p: d for p, d in found.items() if d}
+
+
 def resolve_root(
-    settings: Settings, registry: str, platforms: list[str],
-    report: Callable[[str], None] = lambda _msg: None, locked: dict[str, Any] | None = None,
+    settings: Settings, registry: str, platforms: list[str], report: Report = _quiet,
+    locked: dict[str, object] | None = None, pins: RootPins | None = None,
 ) -> RootImage:
-    """The root image the variants build on, by digest: bootstrapped here, or an ordinary
-    reference at the digest the lock pins (resolved now only when there is no lock)."""
+    """The root image the variants build on, by digest: bootstrapped (or found) here, or an
+    ordinary reference at the digest the lock pins (resolved now only when there is no lock)."""
     root = settings.config.root
     if root.source == "bootstrap":
-        return bootstrap(settings, registry, platforms, report)
+        return bootstrap(settings, registry, platforms, report, pins)
     assert root.reference is not None  # the config model guarantees it
     if locked and locked.get("reference") == root.reference and locked.get("index"):
         pinned = f"{root.reference.split('@')[0]}@{locked['index']}"
@@ -174,13 +332,3 @@ def resolve_root(
     if missing:
         raise FactoryError(f"root image {root.reference} has no image for {', '.join(missing)}")
     return RootImage(reference=root.reference, digest=info.digest, platforms=info.platforms)
-
-
-def root_reference(settings: Settings, registry: str) -> str:
-    """The root image's tag (bootstrap) or reference, before it is pinned."""
-    root = settings.config.root
-    if root.source == "bootstrap":
-        return f"{root_repository(settings, registry)}:{root.bootstrap.suite}"
-    if root.reference is None:
-        raise FactoryError("root.source is 'reference' but root.reference is not set")
-    return root.reference

@@ -1,0 +1,114 @@
+"""The root image writer: the same bytes for the same file system, on any machine and at
+any time, and a layout a registry client can read."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+from builder.engine import ocilayout
+from builder.model.config import RootBootstrap
+from builder.model.graph import package_moves
+from builder.stages import root as rootfs
+
+STATUS = """Package: libc6
+Status: install ok installed
+Version: 2.41-12
+
+Package: removed-one
+Status: deinstall ok config-files
+Version: 1.0
+
+Package: bash
+Status: install ok installed
+Version: 5.2.37-2
+Description: the shell
+ Version: not a field
+"""
+
+
+def rootfs_tar(path: Path, status: str = STATUS) -> Path:
+    with tarfile.open(path, "w") as archive:
+        data = status.encode()
+        info = tarfile.TarInfo("./var/lib/dpkg/status")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def write(tar: Path, out: Path, arch: str = "amd64") -> ocilayout.LayoutImage:
+    return ocilayout.write_image(tar, out, arch=arch, labels={"k": "v"}, cmd=["bash"], created_by="ADD rootfs.tar /")
+
+
+def blob(layout: Path, digest: str) -> bytes:
+    return (layout / "blobs" / "sha256" / digest.split(":", 1)[1]).read_bytes()
+
+
+def test_same_file_system_same_digest_wherever_and_whenever_written(tmp_path: Path) -> None:
+    first = rootfs_tar(tmp_path / "a.tar")
+    second = rootfs_tar(tmp_path / "elsewhere-b.tar")
+    os.utime(second, (1_000_000_000, 1_000_000_000))  # another file time, another name
+    one, two = write(first, tmp_path / "one"), write(second, tmp_path / "sub" / "two")
+    assert one.digest == two.digest and one.diff_id == two.diff_id
+    assert ocilayout.read_image(tmp_path / "one") == one
+
+
+def test_the_layer_header_carries_no_time_or_name_and_unpacks_to_the_tarball(tmp_path: Path) -> None:
+    tar = rootfs_tar(tmp_path / "rootfs.tar")
+    image = write(tar, tmp_path / "out")
+    manifest = json.loads(blob(image.path, image.digest))
+    layer = blob(image.path, manifest["layers"][0]["digest"])
+    assert layer[:4] == b"\x1f\x8b\x08\x00"  # gzip, deflate, no FNAME or other flags
+    assert layer[4:8] == b"\x00\x00\x00\x00"  # mtime 0
+    assert gzip.decompress(layer) == tar.read_bytes()
+    assert image.diff_id == "sha256:" + hashlib.sha256(tar.read_bytes()).hexdigest()
+
+
+def test_the_config_is_fixed_and_names_its_platform(tmp_path: Path) -> None:
+    image = write(rootfs_tar(tmp_path / "rootfs.tar"), tmp_path / "out", arch="arm64")
+    manifest = json.loads(blob(image.path, image.digest))
+    config = json.loads(blob(image.path, manifest["config"]["digest"]))
+    assert (config["os"], config["architecture"], config["variant"]) == ("linux", "arm64", "v8")
+    assert config["created"] == "1970-01-01T00:00:00Z"
+    assert {h["created"] for h in config["history"]} == {"1970-01-01T00:00:00Z"}
+    assert config["config"]["Cmd"] == ["bash"] and config["config"]["Labels"] == {"k": "v"}
+    index = json.loads((image.path / "index.json").read_text())
+    assert index["manifests"][0]["annotations"]["org.opencontainers.image.ref.name"] == ocilayout.REF_NAME
+
+
+def test_another_file_system_or_platform_is_another_digest(tmp_path: Path) -> None:
+    base = write(rootfs_tar(tmp_path / "a.tar"), tmp_path / "a")
+    moved = write(rootfs_tar(tmp_path / "b.tar", STATUS.replace("2.41-12", "2.41-13")), tmp_path / "b")
+    other_arch = write(rootfs_tar(tmp_path / "c.tar"), tmp_path / "c", arch="arm64")
+    assert len({base.digest, moved.digest, other_arch.digest}) == 3
+
+
+def test_a_half_written_layout_is_not_read_as_an_image(tmp_path: Path) -> None:
+    image = write(rootfs_tar(tmp_path / "a.tar"), tmp_path / "out")
+    manifest = json.loads(blob(image.path, image.digest))
+    (image.path / "blobs" / "sha256" / manifest["layers"][0]["digest"].split(":", 1)[1]).unlink()
+    assert ocilayout.read_image(image.path) is None
+    assert ocilayout.read_image(tmp_path / "absent") is None
+
+
+def test_installed_packages_are_read_from_dpkg_status(tmp_path: Path) -> None:
+    assert rootfs.packages_in(rootfs_tar(tmp_path / "a.tar")) == {"libc6": "2.41-12", "bash": "5.2.37-2"}
+
+
+def test_a_moved_root_names_the_packages_that_moved_it() -> None:
+    before = {"libc6": "2.41-12", "bash": "5.2", "gone": "1"}
+    after = {"libc6": "2.41-13", "bash": "5.2", "new": "2"}
+    assert package_moves(before, after) == "gone 1 -> (none); libc6 2.41-12 -> 2.41-13; new (none) -> 2"
+    assert package_moves({}, after) == ""
+    assert package_moves(before, before) == "no package moved"
+
+
+def test_the_key_tag_names_suite_arch_and_inputs() -> None:
+    boot = RootBootstrap()
+    tag = rootfs.key_tag("r.example/ns/img-root", boot, "arm64")
+    assert tag == f"r.example/ns/img-root:trixie-arm64-{rootfs.cache_key(boot, 'arm64')}"
