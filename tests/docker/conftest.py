@@ -11,7 +11,7 @@ import pytest
 
 from builder.engine.registry import EmbeddedRegistry
 from builder.model.records import BuildRecord, load
-from tests.conftest import FIXTURE_CONFIG, hjk
+from tests.conftest import FIXTURE_CONFIG, fork_variants, hjk
 
 
 @dataclass
@@ -28,6 +28,15 @@ class FixtureBuild:
 
 def fixture_cli(registry: EmbeddedRegistry, *args: str, config: Path = FIXTURE_CONFIG, check: bool = True):  # type: ignore[no-untyped-def]
     return hjk("--config", str(config), *args, "--registry", registry.address, check=check)
+
+
+def namespaced(tmp_path: Path, namespace: str, with_lock: bool = True) -> Path:
+    """The fixture variants under a namespace of their own (registry repositories no run used);
+    returns the overlay config selecting them."""
+    folder = tmp_path / namespace
+    folder.mkdir()
+    text = FIXTURE_CONFIG.read_text().replace("namespace: fixture", f"namespace: {namespace}")
+    return fork_variants(folder, FIXTURE_CONFIG.parent / "variants", text, with_lock=with_lock)
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from builder.engine.registry import EmbeddedRegistry
-from builder.model.records import BuildRecord, load
+from builder.model.records import BuildRecord, PlatformBuild, load
 from tests.conftest import FIXTURE_CONFIG, RUN_ID, TEST_LABEL, free_port
 from tests.docker.conftest import fixture_cli
 from tests.fake_upstream import serve_folder, tar_gz
@@ -80,3 +80,42 @@ def test_unreachable_required_source_names_tool_and_url(
     proc = build_archived(test_registry, overlay, tmp_path / "gone.json")
     assert proc.returncode == 1
     assert f"tool hello 1.0: can't fetch {url}" in proc.stderr
+
+
+def test_a_tool_left_out_is_part_of_the_identity(
+    test_registry: EmbeddedRegistry, root_in_registry: str, tmp_path: Path,
+) -> None:
+    """Built while its download is unreachable, the image leaves the optional tool out and
+    says so; once the download can be reached, that image is not reused as the complete one."""
+    tarball = tar_gz({"hello-1.0/bin/hello": b"#!/bin/sh\necho hello from the archive\n"})
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    (folder / "hello-1.0.tar.gz").write_bytes(tarball)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/hello-1.0.tar.gz"
+    overlay = variant_with_archive(tmp_path, url, hashlib.sha256(tarball).hexdigest(), optional=True)
+
+    left_out = build_archived(test_registry, overlay, tmp_path / "without.json")  # nothing serves the URL yet
+    assert left_out.returncode == 0, left_out.stderr
+    assert f"archived: optional tool hello left out: {url} can't be reached from here" in left_out.stderr
+    (without,) = load(tmp_path / "without.json", BuildRecord).builds
+    assert without.status == "built" and without.omitted_tools == ["hello"]
+    assert run_in(without, "cat /usr/local/share/headjack/omitted-tools") == "hello"
+
+    with serve_folder(folder, port):
+        complete = build_archived(test_registry, overlay, tmp_path / "with.json")
+        assert complete.returncode == 0, complete.stderr
+        (with_tool,) = load(tmp_path / "with.json", BuildRecord).builds
+        assert with_tool.status == "built" and with_tool.omitted_tools == []
+        assert with_tool.identity != without.identity
+        assert run_in(with_tool, "hello") == "hello from the archive"
+        again = build_archived(test_registry, overlay, tmp_path / "again.json")
+        (reused,) = load(tmp_path / "again.json", BuildRecord).builds
+        assert again.returncode == 0 and reused.status == "reused" and reused.digest == with_tool.digest
+
+
+def run_in(build: PlatformBuild, command: str) -> str:
+    return subprocess.run(
+        ["docker", "run", "--rm", "--label", f"{TEST_LABEL}={RUN_ID}", f"{build.staging_tag}@{build.digest}",
+         "sh", "-c", command], capture_output=True, text=True, check=True,
+    ).stdout.strip()
