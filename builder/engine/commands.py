@@ -41,6 +41,14 @@ def redact(text: str) -> str:
 _AUTH_MARKERS = ("no basic auth credentials", "unauthorized", "401 unauthorized", "authentication required")
 
 
+def auth_hint(output: str) -> str:
+    """A line on how to log in, when OUTPUT is a registry asking for credentials (else '')."""
+    if any(m in output.lower() for m in _AUTH_MARKERS):
+        return ("\nthe registry wants credentials, or refused them: "
+                "`hjk-images login REGISTRY -u USER --password-stdin` (or `docker login`)")
+    return ""
+
+
 class CommandError(FactoryError):
     """An external command failed; the message names it and shows its output's tail."""
 
@@ -50,10 +58,7 @@ class CommandError(FactoryError):
         self.output = redact(output)
         tail = "\n".join(self.output.strip().splitlines()[-15:])
         shown = redact(" ".join(self.argv))
-        hint = ""
-        if any(m in self.output.lower() for m in _AUTH_MARKERS):
-            hint = ("\nthe registry wants credentials, or refused them: "
-                    "`hjk-images login REGISTRY -u USER --password-stdin` (or `docker login`)")
+        hint = auth_hint(self.output)
         super().__init__(f"`{shown}` failed (exit {returncode})" + (f":\n{tail}" if tail else "") + hint)
 
 

@@ -118,7 +118,7 @@ def lookup(reference: str) -> str | None:
     except tools.CommandError as exc:
         tail = exc.output.strip().splitlines()
         raise RegistryError(f"the registry did not say whether {reference} exists: "
-                            f"{tail[-1] if tail else 'no answer'}") from None
+                            f"{tail[-1] if tail else 'no answer'}{tools.auth_hint(exc.output)}") from None
 
 
 def local_image_size(reference: str) -> int:

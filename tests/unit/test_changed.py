@@ -6,6 +6,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from builder.model.graph import ROOT, Job, identity
 from tests.conftest import PROJECT_DIR, hjk
 
 
@@ -38,3 +39,10 @@ def test_a_shared_partial_or_parent_change_selects_the_children_too(tmp_path: Pa
     base = repo / "variants" / "base.yaml"
     base.write_text(base.read_text().replace("  - less\n", "  - less\n  - file\n"))
     assert changed(repo) == "changed since HEAD: base, systemd, dind"
+
+
+def test_leaving_an_optional_tool_out_is_another_build() -> None:
+    job = Job(variant="base", platform="linux/amd64", parent=ROOT, content_hash="c" * 64, level=0)
+    complete = identity(job, "sha256:root", {})
+    assert identity(job, "sha256:root", {}, ("goenv",)) != complete
+    assert identity(job, "sha256:root", {}, ()) == complete

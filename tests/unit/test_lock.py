@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import yaml
+
+from builder.stages import lock as lock_stage
 from tests.conftest import FIXTURE_CONFIG, PROJECT_DIR, fork_variants, hjk
 
 
@@ -57,3 +60,33 @@ def test_update_reports_what_moved(tmp_path: Path) -> None:
     proc = hjk("--config", str(overlay), "lock", "--update", "--only", "codex")
     assert proc.stdout.splitlines() == ["tool base/codex: 0.171.0 -> 0.169.0"]
     assert "is current" in hjk("--config", str(overlay), "lock", "--check").stderr
+
+
+BOOT = {"suite": "trixie", "mirror": "http://deb.debian.org/debian", "packages": ["ca-certificates"]}
+
+
+def root_entry(digest: str, libc: str) -> dict[str, object]:
+    return {"root": {"bootstrap": BOOT, "images": {"linux/amd64": digest},
+                     "packages": {"linux/amd64": {"bash": "5.2", "libc6": libc}}}}
+
+
+def test_a_moved_root_names_the_packages_that_moved_it() -> None:
+    moved = lock_stage.moves(root_entry("sha256:a", "2.41-12"), root_entry("sha256:b", "2.41-13"))
+    assert moved == ["root linux/amd64: sha256:a -> sha256:b (libc6 2.41-12 -> 2.41-13)"]
+    assert lock_stage.moves(root_entry("sha256:a", "1"), root_entry("sha256:a", "1")) == []
+
+
+def test_the_committed_lock_pins_a_root_digest_per_platform() -> None:
+    for lockfile in (PROJECT_DIR / "images.lock.yaml", FIXTURE_CONFIG.parent / "images.lock.yaml"):
+        root = yaml.safe_load(lockfile.read_text())["root"]
+        assert set(root["images"]) == {"linux/amd64", "linux/arm64"}
+        assert all(d.startswith("sha256:") and len(d) == 71 for d in root["images"].values())
+        assert set(root["packages"]) == set(root["images"]) and "libc6" in root["packages"]["linux/amd64"]
+
+
+def test_changing_the_root_inputs_makes_the_pinned_digests_stale(tmp_path: Path) -> None:
+    overlay = fork_variants(tmp_path, PROJECT_DIR / "variants",
+                            "root:\n  bootstrap:\n    packages: [ca-certificates, vim-tiny]\n", with_lock=True)
+    proc = hjk("--config", str(overlay), "lock", "--check", check=False)
+    assert proc.returncode == 1
+    assert "+    - vim-tiny" in proc.stdout and "-  images:" in proc.stdout
