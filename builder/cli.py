@@ -662,6 +662,54 @@ def new_variant(ctx: click.Context, name: str, parent: str) -> None:
     note("next:\n" + f"  edit {written[0]}\n" + "\n".join(f"  hjk-images {s} --variant {name}" for s in steps))
 
 
+@main.command("bump")
+@click.option("--only", "only", multiple=True, metavar="TOOL", help="Only this tool (repeatable).")
+@click.option("--group", metavar="NAME", help="Only the tools of this group (factory.yaml: bump.groups).")
+@click.option("--dry-run", is_flag=True, help="Print the table, write nothing, exit 0.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 when any pin would move.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the table as Markdown here (a pull request body).")
+@click.pass_context
+@friendly_errors
+def bump_cmd(ctx: click.Context, only: tuple[str, ...], group: str | None, dry_run: bool, check: bool,
+             as_json: bool, markdown: Path | None) -> None:
+    """Move every tool pin to the newest release its source offers, within its policy.
+
+    npm: the `latest` dist-tag; PyPI: the newest final release; apt: the version the
+    root's suite serves now; archives: their `feed:` (npm:PACKAGE or github:OWNER/REPO).
+    Per tool, `update:` (latest, minor, patch, pinned) bounds the move and `min_age:`
+    (default bump.min_age, 2d) holds back releases younger than that. Deprecated and
+    yanked releases are never chosen. The variant files keep their comments and layout;
+    the lock is rewritten to match. Nothing is written when a source can't be reached.
+    """
+    settings = settings_of(ctx)
+    outcome = runner.bump(settings, runner.BumpRequest(list(only), group, dry_run or check), ConsoleObserver())
+    bumps = outcome.bumps
+    if as_json:
+        click.echo(json.dumps([b.model_dump() for b in bumps], indent=2))
+    else:
+        out_console.print(report.bump_table(bumps))
+    if markdown:
+        markdown.write_text(report.bump_markdown(bumps), encoding="utf-8")
+    moving = [b for b in bumps if b.moves]
+    for path in outcome.written:
+        note(f"wrote {path}")
+    failed = [b for b in bumps if b.status == "error"]
+    stuck = [b for b in bumps if b.status == "problem"]
+    if failed:
+        unwritten = " nothing was written." if any(b.unreachable for b in failed) and moving else ""
+        raise FactoryError(f"{len(failed)} tool(s) could not be checked: "
+                           + "; ".join(f"{b.variant}/{b.tool}: {b.detail}" for b in failed) + unwritten)
+    if stuck:
+        raise FactoryError("pins on withdrawn releases: "
+                           + "; ".join(f"{b.variant}/{b.tool}: {b.detail}" for b in stuck))
+    if check and moving:
+        raise FactoryError(f"{len(moving)} pin(s) would move")
+    note(f"{len(moving)} pin(s) " + ("would move (dry run: nothing written)" if dry_run or check else "moved")
+         if moving else "every pin is current")
+
+
 @main.command("lock")
 @click.option("--check", is_flag=True, help="Change nothing; fail with a diff when the lock is stale (CI gates on it).")
 @click.option("--update", is_flag=True, help="Re-resolve the pins and report what moved, from what to what.")

@@ -29,6 +29,7 @@ from builder.model.graph import Plan, RootImage, RootPins
 from builder.model.loading import load_model
 from builder.model.records import (
     BuildRecord,
+    Bump,
     ImageResult,
     PlatformBuild,
     ReleaseRecord,
@@ -41,6 +42,7 @@ from builder.model.rendered import RenderedVariant
 from builder.model.variants import Checks, VariantFile, VariantSet, load_variant_files, resolve
 from builder.stages import budget, lock, provenance, root, sbom, sign, smoke
 from builder.stages import build as build_stage
+from builder.stages import bump as bump_stage
 from builder.stages import publish as publish_stage
 from builder.stages.plan import make_plan, repository, with_ancestors
 from builder.stages.render import dockerfile_stages, render_all
@@ -206,6 +208,40 @@ def merge(records: list[BuildRecord], declared: dict[str, list[str]]) -> BuildRe
         digest = root.join_root_index(merged.root.reference, merged.root.platforms)
         merged = merged.model_copy(update={"root": merged.root.model_copy(update={"digest": digest})})
     return merged
+
+
+@dataclass(frozen=True)
+class BumpRequest:
+    only: list[str] = field(default_factory=list)
+    group: str | None = None
+    dry_run: bool = False
+    """Write nothing (--dry-run and --check)."""
+
+
+@dataclass(frozen=True)
+class BumpOutcome:
+    bumps: list[Bump]
+    written: list[Path]
+    """Variant files changed (the lock too, when any)."""
+
+
+def bump(settings: Settings, request: BumpRequest, observer: Observer) -> BumpOutcome:
+    """Ask every selected tool's source for its newest allowed release; unless it is a dry
+    run, write the moves into the variant files and the lock, all of them or nothing."""
+    variants = variants_of(settings)
+    chosen = bump_stage.selected_tools(variants, request.only, settings.config.bump.groups, request.group)
+    observer.note(f"asking the sources of {len(chosen)} tool(s)")
+    bumps = bump_stage.check_all(settings, chosen, dt.datetime.now(dt.UTC))
+    if request.dry_run or any(b.unreachable for b in bumps) or not any(b.moves for b in bumps):
+        return BumpOutcome(bumps, [])
+    files, undo = bump_stage.apply(variants, bumps)
+    try:
+        edited = variants_of(settings)  # the edited files must still load
+        lock.update(settings, edited, None, lock.root_pins(settings), verify_tools=False)
+    except BaseException:
+        undo()
+        raise
+    return BumpOutcome(bumps, [*files, lock.lock_path(settings)])
 
 
 def build_options(settings: Settings, **overrides: object) -> build_stage.BuildOptions:

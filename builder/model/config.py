@@ -7,12 +7,22 @@ edits the project's own files.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from builder.model.errors import FactoryError
 from builder.model.loading import describe_validation_error, read_yaml
@@ -135,6 +145,34 @@ class Budget(SizeLimits):
         )
 
 
+_DURATION = re.compile(r"^(\d+)([hdw])$")
+_UNIT_HOURS = {"h": 1, "d": 24, "w": 24 * 7}
+
+
+def parse_duration(text: str) -> dt.timedelta:
+    """'36h', '2d', '1w' -> a timedelta; ValueError naming the text otherwise."""
+    match = _DURATION.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a duration like 36h, 2d or 1w")
+    return dt.timedelta(hours=int(match.group(1)) * _UNIT_HOURS[match.group(2)])
+
+
+class BumpConfig(Strict):
+    """How `hjk-images bump` moves pins forward."""
+
+    min_age: str = "2d"
+    """How old a release must be before it is taken (a tool's own `min_age` wins): malicious
+    npm releases are usually caught and pulled within days."""
+    groups: dict[str, list[str]] = Field(default_factory=dict)
+    """Name -> tools bumped together (`bump --group NAME`, one pull request per group)."""
+
+    @field_validator("min_age")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+
 class FactoryConfig(Strict):
     registry: str | None = None
     """Registry host (ghcr.io, localhost:5000...). None: the embedded local registry."""
@@ -156,6 +194,7 @@ class FactoryConfig(Strict):
     license: str = "MIT"
     budgets: dict[str, Budget] = Field(default_factory=dict)
     """Variant -> the most its images may weigh; a release over budget stops before publish."""
+    bump: BumpConfig = Field(default_factory=BumpConfig)
 
 
 def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:

@@ -245,3 +245,32 @@ class TagPlan:
     index_digest: str
     platforms: dict[str, str]
     tags: list[str]
+
+
+BumpStatus = Literal["bump", "current", "waiting", "pinned", "unchecked", "problem", "error"]
+"""'bump', 'current', 'waiting', 'pinned', 'unchecked' (no feed, or it can't be reached),
+'problem' (the pin is withdrawn) or 'error' (the source refused)."""
+
+
+class Bump(Record):
+    """One tool's answer from `bump`: where its pin goes, or why it stays."""
+
+    variant: str
+    tool: str
+    source: str
+    current: str
+    status: BumpStatus
+    target: str | None = None
+    released: str = ""
+    """The day the chosen (or waiting) release was published."""
+    notes: str = ""
+    """Where its release notes are."""
+    detail: str = ""
+    url: str | None = None
+    sha256: str | None = None
+    unreachable: bool = False
+    """The source could not be asked at all: nothing may be written."""
+
+    @property
+    def moves(self) -> bool:
+        return self.target is not None

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from builder.model import headjack
-from builder.model.config import Budget, Platform
+from builder.model.config import Budget, Platform, parse_duration
 from builder.model.errors import FactoryError
 from builder.model.loading import load_model
 
@@ -53,6 +53,28 @@ class Tool(Strict):
     """Command that proves the tool works; default `<name> --version`."""
     optional: bool = False
     """Leave the tool out (recorded in the image) when its source can't be reached."""
+    update: Literal["latest", "minor", "patch", "pinned"] = "latest"
+    """How far `bump` may move it: to the newest release, within its major, within its
+    minor, or never."""
+    min_age: str | None = None
+    """How old a release must be before `bump` takes it, e.g. 2d (default: the factory's)."""
+    feed: str | None = None
+    """archive only: where `bump` finds newer releases, `npm:PACKAGE` (the tarball the npm
+    registry serves) or `github:OWNER/REPO` (its release archives)."""
+
+    @field_validator("min_age")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_duration(value)
+        return value
+
+    @field_validator("feed")
+    @classmethod
+    def _feed(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(npm:\S+|github:[\w.-]+/[\w.-]+)$", value):
+            raise ValueError(f"feed {value!r} is neither npm:PACKAGE nor github:OWNER/REPO")
+        return value
 
     @field_validator("version")
     @classmethod

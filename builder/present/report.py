@@ -16,7 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from builder.model.graph import Plan
-from builder.model.records import BuildRecord, PlatformBuild, ReleaseRecord, TestResults, Weights
+from builder.model.records import BuildRecord, Bump, PlatformBuild, ReleaseRecord, TestResults, Weights
 
 STYLES = {
     "waiting": "dim", "building": "cyan", "built": "green", "reused": "green",
@@ -94,6 +94,30 @@ def build_summary(record: BuildRecord) -> Table:
             f"{b.duration_s:.0f}s", f"[{STYLES.get(b.status, '')}]{b.status}[/]",
         )
     return table
+
+
+BUMP_STYLES = {"bump": "green", "waiting": "yellow", "problem": "red", "error": "red", "unchecked": "dim",
+               "pinned": "dim", "current": ""}
+
+
+def bump_table(bumps: list[Bump]) -> Table:
+    """tool, variant, from, to, release date and notes link: the body of a refresh pull request."""
+    table = Table("tool", "variant", "from", "to", "released", "release notes", "", title="hjk-images bump")
+    for b in sorted(bumps, key=lambda b: (not b.moves, b.status != "error", b.variant, b.tool)):
+        style = BUMP_STYLES.get(b.status, "")
+        to = escape(b.target or f"({b.status})")
+        table.add_row(b.tool, b.variant, escape(b.current), f"[{style}]{to}[/]" if style else to, b.released,
+                      escape(b.notes), escape(b.detail))
+    return table
+
+
+def bump_markdown(bumps: list[Bump]) -> str:
+    """The same table as Markdown, for a pull request body."""
+    lines = ["| tool | variant | from | to | released | release notes | note |", "|---|---|---|---|---|---|---|"]
+    for b in sorted(bumps, key=lambda b: (not b.moves, b.variant, b.tool)):
+        cells = [b.tool, b.variant, b.current, b.target or f"({b.status})", b.released, b.notes, b.detail]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def index_summary(record: BuildRecord) -> Table:

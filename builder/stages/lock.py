@@ -275,11 +275,15 @@ def staleness(settings: Settings, variants: VariantSet) -> Staleness:
     return Staleness(differences(locked, current), moves(pinned(locked), current))
 
 
-def update(settings: Settings, variants: VariantSet, only: str | None, pins: RootPins | None = None) -> list[str]:
+def update(
+    settings: Settings, variants: VariantSet, only: str | None, pins: RootPins | None = None,
+    *, verify_tools: bool = True,
+) -> list[str]:
     """Re-resolve the pins (ONLY: just `root` or one tool), write the lock; return what moved.
-    PINS: a bootstrapped root's digests, made by the caller."""
+    PINS: a bootstrapped root's digests, made by the caller. VERIFY_TOOLS: ask npm and PyPI
+    that each release exists (off when the caller just did)."""
     path = lock_path(settings)
-    current = resolve(settings, variants, pins=pins)
+    current = resolve(settings, variants, verify_tools=verify_tools, pins=pins)
     previous = read(path) if path.is_file() else {"root": {}, "tools": {}}
     if "debian" in previous:
         current["debian"] = previous["debian"]  # the record of installed packages stays
