@@ -152,15 +152,20 @@ def write_root_image(tar: RootfsTar, boot: RootBootstrap) -> ocilayout.LayoutIma
 
 
 def _trusted(tag: str, key: str, report: Report) -> str | None:
-    """The digest under the input tag, when the image there was written from these inputs."""
+    """The digest under the input tag, when the image there is a root written from these
+    inputs: one layer, the fixed creation time, and the same input key (the key alone is
+    not enough: every image built on a root inherits its labels)."""
     digest = oci.lookup(tag)
     if digest is None:
         return None
     config = json.loads(oci.config_of(tag))
     labels = (config.get("config") or {}).get("Labels") or {}
-    if labels.get(KEY_LABEL) != key:
-        report(f"root {tag} was not written from these inputs ({KEY_LABEL}: "
-               f"{labels.get(KEY_LABEL) or 'absent'}, expected {key}): not trusted, making it here")
+    layers = (config.get("rootfs") or {}).get("diff_ids") or []
+    found = labels.get(KEY_LABEL)
+    if found != key or len(layers) != 1 or config.get("created") != ocilayout.EPOCH:
+        report(f"root {tag} was not written from these inputs ({KEY_LABEL} {found or 'absent'}, "
+               f"expected {key}; {len(layers)} layer(s), created {config.get('created')}): "
+               "not trusted, making it here")
         return None
     return digest
 

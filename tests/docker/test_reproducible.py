@@ -16,7 +16,7 @@ from builder.engine import oci
 from builder.model.config import RootBootstrap
 from builder.model.records import BuildRecord, load
 from builder.stages import root as rootfs
-from tests.conftest import FIXTURE_CONFIG, RUN_ID, forget_local_images, hjk
+from tests.conftest import FIXTURE_CONFIG, PROJECT_DIR, RUN_ID, forget_local_images, hjk
 from tests.docker.conftest import FixtureBuild, namespaced
 
 LOCK = yaml.safe_load((FIXTURE_CONFIG.parent / "images.lock.yaml").read_text())
@@ -65,7 +65,8 @@ def test_a_root_tag_with_other_content_is_not_trusted_and_check_names_the_platfo
     registry = fixture_build.registry.address
     overlay = namespaced(tmp_path, f"repro-c-{RUN_ID}", with_lock=False)
     repository = f"{registry}/repro-c-{RUN_ID}/images-root"
-    tag = rootfs.key_tag(repository, RootBootstrap(), "amd64")
+    boot = RootBootstrap(**yaml.safe_load((PROJECT_DIR / "factory.yaml").read_text())["root"]["bootstrap"])
+    tag = rootfs.key_tag(repository, boot, "amd64")
     tiny = next(b for b in fixture_build.record.builds_of("tiny") if b.platform == "linux/amd64")
     impostor = f"{fixture_build.record.repository}@{tiny.digest}"
     subprocess.run(["docker", "buildx", "imagetools", "create", "-t", tag, impostor], check=True, capture_output=True)
