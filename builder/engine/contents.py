@@ -19,8 +19,10 @@ from builder.model.records import Weights
 _READ_SCRIPT = r"""
 cat /var/lib/dpkg/status
 echo '@@npm@@'
-find /usr/local/lib/node_modules -regextype posix-extended \
-  -regex '.*/node_modules/(@[^/]+/)?[^/@.][^/]*/package.json' 2>/dev/null | sort | while read -r f; do
+# the global trees: where npm says (its prefix may be /usr), and the usual one
+{ npm root -g 2>/dev/null; echo /usr/local/lib/node_modules; } | sort -u | while read -r r; do
+  [ -d "$r" ] && find "$r" -regextype posix-extended \
+    -regex '.*/node_modules/(@[^/]+/)?[^/@.][^/]*/package.json' 2>/dev/null; done | sort -u | while read -r f; do
   printf '@@package@@ %s\n' "$f"; cat "$f"; echo; done
 echo '@@pypi@@'
 for m in /opt/pypi/*/lib/python*/site-packages/*.dist-info/METADATA; do
