@@ -3,6 +3,7 @@ runner (`builder.runner`), and prints through `builder.present`."""
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 import json
 import sys
@@ -17,6 +18,7 @@ from rich.table import Table
 from builder import runner
 from builder.engine import auth, commands
 from builder.engine import registry as registry_mod
+from builder.model.allowlist import load_allowlist, trivy_ignore
 from builder.model.config import CONFIG_ENV, Settings, load_settings
 from builder.model.errors import FactoryError
 from builder.model.records import BuildRecord, ReleaseRecord, TestResults, load, merge_results, save
@@ -708,6 +710,35 @@ def bump_cmd(ctx: click.Context, only: tuple[str, ...], group: str | None, dry_r
         raise FactoryError(f"{len(moving)} pin(s) would move")
     note(f"{len(moving)} pin(s) " + ("would move (dry run: nothing written)" if dry_run or check else "moved")
          if moving else "every pin is current")
+
+
+@main.command("scan-policy")
+@click.option("--variant", metavar="NAME", help="Only the entries for this variant.")
+@click.option("--trivy-ignore", "ignore_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the entries as Trivy's ignore file (.trivyignore.yaml) here.")
+@click.pass_context
+@friendly_errors
+def scan_policy(ctx: click.Context, variant: str | None, ignore_file: Path | None) -> None:
+    """Check the vulnerability allow-list and write it for the scanner.
+
+    Every entry needs an id, a reason and an expiry date; an expired entry fails, so
+    an accepted finding is looked at again. The release and scan workflows run this
+    before Trivy, which fails on critical findings that have a fix.
+    """
+    settings = settings_of(ctx)
+    if variant:
+        runner.variants_of(settings).select([variant])  # an unknown name fails here
+    path = settings.allowlist_path
+    allowed = load_allowlist(path)
+    expired = allowed.expired(dt.datetime.now(dt.UTC).date())
+    if expired:
+        raise FactoryError(f"{path}: expired allow-list entries (look at them again, then renew or remove): "
+                           + ", ".join(f"{e.id} (expired {e.expires})" for e in expired))
+    entries = allowed.for_variant(variant)
+    if ignore_file:
+        ignore_file.write_text(trivy_ignore(entries), encoding="utf-8")
+        note(f"wrote {ignore_file}")
+    note(f"{path}: {len(entries)} accepted finding(s) for {variant or 'every variant'}, none expired")
 
 
 @main.command("lock")

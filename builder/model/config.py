@@ -195,6 +195,8 @@ class FactoryConfig(Strict):
     budgets: dict[str, Budget] = Field(default_factory=dict)
     """Variant -> the most its images may weigh; a release over budget stops before publish."""
     bump: BumpConfig = Field(default_factory=BumpConfig)
+    vulnerability_allowlist: str = "vulnerability-allowlist.yaml"
+    """Findings the scans accept for now, each with a reason and an expiry."""
 
 
 def _merge(base: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
@@ -248,6 +250,10 @@ class Settings(BaseModel):
     @property
     def variants_dir(self) -> Path:
         return (self._base_for("variants_dir") / self.config.variants_dir).resolve()
+
+    @property
+    def allowlist_path(self) -> Path:
+        return (self._base_for("vulnerability_allowlist") / self.config.vulnerability_allowlist).resolve()
 
     @property
     def templates_dir(self) -> Path:

@@ -235,6 +235,8 @@ class ReleaseRecord(Record):
     variants: list[PublishedVariant]
     over_budget: list[str] = Field(default_factory=list)
     """Budgets broken on purpose (--allow-over-budget), as they were reported."""
+    vulnerability_scan: str = ""
+    """What scanned the published digests, or why nothing did."""
 
 
 @dataclass(frozen=True)

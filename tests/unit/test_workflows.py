@@ -17,8 +17,18 @@ WORKFLOWS = sorted((PROJECT_DIR / ".github" / "workflows").glob("*.yml"))
 TARGETS = makefile_targets(PROJECT_DIR / "Makefile")
 
 
-def test_there_are_ci_release_and_refresh_workflows() -> None:
-    assert {w.name for w in WORKFLOWS} == {"ci.yml", "release.yml", "refresh.yml"}
+def test_there_are_ci_release_refresh_and_scan_workflows() -> None:
+    assert {w.name for w in WORKFLOWS} == {"ci.yml", "release.yml", "refresh.yml", "scan.yml"}
+
+
+def test_the_release_scans_every_tested_image_before_it_publishes() -> None:
+    release = yaml.safe_load((PROJECT_DIR / ".github" / "workflows" / "release.yml").read_text())
+    assert "scan" in release["jobs"]["publish"]["needs"]
+    scan = release["jobs"]["scan"]
+    assert scan["strategy"]["matrix"]["variant"] == ["base", "systemd", "dind"]
+    trivy = next(s for s in scan["steps"] if str(s.get("uses", "")).startswith("aquasecurity/trivy-action@"))
+    assert trivy["with"]["severity"] == "CRITICAL" and trivy["with"]["ignore-unfixed"] is True
+    assert trivy["with"]["exit-code"] == "1" and trivy["with"]["trivyignores"] == ".trivyignore.yaml"
 
 
 def test_actionlint_is_clean() -> None:
