@@ -133,3 +133,12 @@ def hjk(*args: str, env: dict[str, str] | None = None, check: bool = True) -> su
     if check and proc.returncode != 0:
         raise AssertionError(f"hjk-images {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def npm_ls_packages(tree: dict[str, object]) -> set[str]:
+    """name@version of every installed package in `npm ls --all --json` (missing ones left out)."""
+    found: set[str] = set()
+    for name, node in (tree.get("dependencies") or {}).items():  # type: ignore[attr-defined]
+        if isinstance(node, dict) and node.get("version") and not node.get("missing"):
+            found |= {f"{name}@{node['version']}"} | npm_ls_packages(node)
+    return found

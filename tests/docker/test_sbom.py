@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from builder.model.records import BuildRecord, load
-from tests.conftest import FIXTURE_CONFIG, RUN_ID, TEST_LABEL, hjk
+from tests.conftest import FIXTURE_CONFIG, RUN_ID, TEST_LABEL, hjk, npm_ls_packages
 from tests.docker.conftest import FixtureBuild, namespaced
 
 
@@ -58,16 +58,6 @@ def in_image(reference: str, script: str) -> str:
         ["docker", "run", "--rm", "--user", "0", "--label", f"{TEST_LABEL}={RUN_ID}", "--entrypoint", "sh",
          reference, "-c", script], capture_output=True, text=True, check=True,
     ).stdout
-
-
-def npm_ls_packages(tree: dict[str, object]) -> set[str]:
-    """name@version of every installed package in `npm ls --all --json` (missing ones left out)."""
-    found: set[str] = set()
-    for name, node in (tree.get("dependencies") or {}).items():  # type: ignore[attr-defined]
-        if isinstance(node, dict) and node.get("version") and not node.get("missing"):
-            found.add(f"{name}@{node['version']}")
-            found |= npm_ls_packages(node)
-    return found
 
 
 def test_the_sbom_lists_exactly_what_dpkg_npm_and_pip_report_in_the_image(

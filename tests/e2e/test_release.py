@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import tarfile
 import tempfile
 from pathlib import Path
 
 import pytest
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonStrictValidator
 
 from builder.engine import oci
 from builder.engine.extra_ca import SYSTEM_EXTRA_DIR
-from tests.conftest import RUN_ID, TEST_LABEL
+from builder.engine.state import STATE_ENV
+from tests.conftest import RUN_ID, TEST_LABEL, npm_ls_packages
 from tests.e2e.conftest import Release
 
 VARIANTS = ("base", "systemd", "dind")
@@ -92,3 +97,25 @@ def test_no_layer_contains_the_extra_ca(released: Release, platform: str) -> Non
                         data = content.read() if content else b""
                         for marker in markers:
                             assert marker not in data, f"extra CA found in {entry.name} ({member.name})"
+
+
+@pytest.mark.parametrize("platform", sorted(PLATFORMS))
+def test_the_sbom_of_base_is_complete_and_valid(released: Release, platform: str) -> None:
+    arch = platform.split("/")[1]
+    text = (Path(os.environ[STATE_ENV]) / "records" / "sbom" / f"base-{arch}.cdx.json").read_text()
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(text) is None
+    sbom = json.loads(text)
+    build = next(b for b in released.build.builds_of("base") if b.platform == platform)
+    image = f"{released.build.repository}@{build.digest}"
+    assert sbom["metadata"]["component"]["version"] == build.digest
+    listed = {f"{c['name']}@{c['version']}" for c in sbom["components"] if c.get("purl", "").startswith("pkg:npm/")}
+    tree = json.loads(subprocess.run(
+        ["docker", "run", "--rm", "--platform", platform, "--user", "0", "--label", f"{TEST_LABEL}={RUN_ID}",
+         "--entrypoint", "sh", image, "-c", "npm ls --all --global --json 2>/dev/null || true"],
+        capture_output=True, text=True, check=True).stdout)
+    assert listed == npm_ls_packages(tree)
+    files = {c["name"]: c for c in sbom["components"] if c["type"] == "file"}
+    for native in ("/claude", "/codex"):
+        found = [c for name, c in files.items() if name.endswith(native)]
+        assert found and all(len(c["hashes"][0]["content"]) == 64 for c in found), f"no {native} executable listed"
+
