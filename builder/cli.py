@@ -24,6 +24,7 @@ from builder.model.errors import FactoryError
 from builder.model.records import BuildRecord, ReleaseRecord, TestResults, load, merge_results, save
 from builder.present import report
 from builder.present.console import ConsoleObserver, err_console, note, out_console, stage_table
+from builder.present.plot import size_plot
 from builder.stages import lint as lint_stage
 from builder.stages import lock as lock_stage
 from builder.stages import plan as plan_stage
@@ -415,10 +416,12 @@ def build_local(ctx: click.Context, registry: str | None, builder: str | None, n
               help="With --explain: list files over this many MB.")
 @click.option("--readme", "readme", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Instead: write the last release record's sizes between the sizes markers of this file.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also draw stacked bars per image (root, inherited, each own layer) into FILE (.svg or .png).")
 @click.pass_context
 @friendly_errors
 def size(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...], record_path: Path | None,
-         as_json: bool, explain: bool, threshold_mb: int, readme: Path | None) -> None:
+         as_json: bool, explain: bool, threshold_mb: int, readme: Path | None, plot_path: Path | None) -> None:
     """What each built image weighs: compressed (registry) and uncompressed (engine), and the
     layers that weigh the most with the Dockerfile step that made them."""
     if readme:
@@ -427,6 +430,12 @@ def size(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
     record = load(record_path or runner.default_record_path(), BuildRecord)
     measured = runner.sizes_of(record, list(variant_names), list(platforms))
     inside = runner.weights_of(record, measured, threshold_mb) if explain else []
+    if plot_path:
+        try:
+            size_plot(measured, runner.inherited_layers(record, measured), plot_path)
+        except ValueError as exc:
+            raise FactoryError(str(exc)) from None
+        note(f"plot: {plot_path}")
     if as_json:
         click.echo(json.dumps([{"variant": b.variant, "platform": b.platform, "digest": b.digest,
                                 **(b.sizes.model_dump() if b.sizes else {}),

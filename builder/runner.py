@@ -499,6 +499,19 @@ def sizes_of(record: BuildRecord, variant_names: list[str], platforms: list[str]
     return measured
 
 
+def inherited_layers(record: BuildRecord, builds: list[PlatformBuild]) -> dict[str, int]:
+    """Build key -> how many of its layers come from its parent (the root's one layer for a
+    variant on the root): a child's layers start with its parent's."""
+    parents = {v.name: v.parent for v in record.variants}
+    layers = {b.key: len(b.sizes.layers) for b in [*record.builds, *builds] if b.sizes and b.sizes.layers}
+    counts = {}
+    for build in builds:
+        parent = parents.get(build.variant, "")
+        counts[build.key] = layers.get(f"{parent}/{build.platform.split('/')[1]}", 1) if parent not in ("", "root") \
+            else 1
+    return counts
+
+
 def weights_of(record: BuildRecord, builds: list[PlatformBuild], threshold_mb: int) -> list[Weights]:
     """For each of BUILDS, what weighs the most inside it, read from the image itself."""
     return [contents.weights(f"{record.repository}@{b.digest}", b.platform, threshold_mb=threshold_mb)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tests.conftest import FIXTURE_CONFIG, hjk
 from tests.docker.conftest import FixtureBuild
@@ -49,3 +50,13 @@ def test_explain_names_what_weighs_most_inside_the_image(fixture_build: FixtureB
     table = hjk("--config", str(FIXTURE_CONFIG), "size", "--record", str(fixture_build.record_path),
                 "--variant", "tiny", "--platform", "linux/amd64", "--explain")
     assert "what weighs most in tiny linux/amd64" in table.stdout and "libc6" in table.stdout
+
+
+def test_plot_draws_every_built_image_from_the_registry(fixture_build: FixtureBuild, tmp_path: Path) -> None:
+    svg = tmp_path / "sizes.svg"
+    proc = hjk("--config", str(FIXTURE_CONFIG), "size", "--record", str(fixture_build.record_path),
+               "--variant", "tiny", "--variant", "leaf", "--plot", str(svg))
+    assert f"plot: {svg}" in proc.stderr
+    text = svg.read_text()
+    for label in ("tiny", "leaf", "amd64", "arm64", "root", "the variant's own layers"):
+        assert label in text, label
