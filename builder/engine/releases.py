@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import json
 import lzma
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -18,8 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 
 TIMEOUT = 60.0
-NPM_REGISTRY = "https://registry.npmjs.org"
 PYPI = "https://pypi.org/pypi"
+
+
+def npm_registry() -> str:
+    """npm's own setting ($NPM_CONFIG_REGISTRY), else the public registry."""
+    return os.environ.get("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org").rstrip("/")
 
 
 class SourceError(Exception):
@@ -79,7 +84,7 @@ def _repository_url(meta: dict[str, Any]) -> str:
 def npm(package: str) -> Offer:
     """Every release of an npm package with its publish time; deprecated ones marked."""
     quoted = urllib.parse.quote(package, safe="@")
-    meta = json.loads(_get(f"{NPM_REGISTRY}/{quoted}", "the npm registry"))
+    meta = json.loads(_get(f"{npm_registry()}/{quoted}", "the npm registry"))
     times = meta.get("time") or {}
     releases = [
         Release(version, _when(times.get(version)), str(info.get("deprecated") or ""))
@@ -94,7 +99,7 @@ def npm(package: str) -> Offer:
 def npm_tarball(package: str, version: str) -> str:
     """The URL of a release's tarball on the npm registry."""
     quoted = urllib.parse.quote(package, safe="@")
-    meta = json.loads(_get(f"{NPM_REGISTRY}/{quoted}/{version}", "the npm registry"))
+    meta = json.loads(_get(f"{npm_registry()}/{quoted}/{version}", "the npm registry"))
     return str(meta["dist"]["tarball"])
 
 

@@ -13,6 +13,7 @@ from builder.model.loading import load_model
 from builder.model.records import Bump
 from builder.model.variants import Tool, VariantFile
 from builder.stages import bump
+from tests.conftest import PROJECT_DIR, fork_variants, free_port, hjk
 
 NOW = dt.datetime(2026, 11, 28, 12, 0, tzinfo=dt.UTC)
 TWO_DAYS = dt.timedelta(days=2)
@@ -139,3 +140,15 @@ def test_a_bad_policy_names_the_file_and_key(tmp_path: Path, key: str, value: st
     with pytest.raises(FactoryError) as caught:
         load_model(path, VariantFile)
     assert str(path) in str(caught.value) and "tools" in str(caught.value) and message in str(caught.value)
+
+
+def test_an_unreachable_registry_is_reported_per_tool_and_nothing_is_written(tmp_path: Path) -> None:
+    overlay = fork_variants(tmp_path, PROJECT_DIR / "variants", "", with_lock=True)
+    before = {p.name: p.read_text() for p in [*(tmp_path / "variants").glob("*.yaml"), tmp_path / "images.lock.yaml"]}
+    closed = f"http://127.0.0.1:{free_port()}"
+    proc = hjk("--config", str(overlay), "bump", "--group", "agents", env={"NPM_CONFIG_REGISTRY": closed}, check=False)
+    assert proc.returncode == 1
+    for tool in ("claude", "gemini", "codex"):
+        assert f"base/{tool}: the npm registry can't be reached" in proc.stderr
+    after = {p.name: p.read_text() for p in [*(tmp_path / "variants").glob("*.yaml"), tmp_path / "images.lock.yaml"]}
+    assert after == before
