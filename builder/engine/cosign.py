@@ -94,7 +94,8 @@ def attest(reference: str, predicate: Path, predicate_type: str, key: Path | Non
 def attestations(reference: str, predicate_type: str, key: Path | None, identity: str | None = None,
                  issuer: str = GITHUB_OIDC_ISSUER) -> list[dict[str, object]]:
     """The in-toto statements of PREDICATE_TYPE attached to REFERENCE whose signature verifies
-    (by KEY, or keyless by IDENTITY and ISSUER); raises naming the image when there are none."""
+    (by KEY, or keyless by IDENTITY and ISSUER); raises naming the image when there are none.
+    Statements about another digest come back too: the caller compares the subjects."""
     argv = ["cosign", "verify-attestation", "--type", predicate_type]
     if key is not None:
         argv += ["--key", str(key), "--insecure-ignore-tlog=true"]
@@ -105,10 +106,19 @@ def attestations(reference: str, predicate_type: str, key: Path | None, identity
     result = tools.run([*argv, *insecure_flags(reference), reference], check=False, timeout=300)
     if result.returncode != 0:
         reason = (result.stderr or result.stdout).strip().splitlines()
+        if reason and "no matching subject digest" in reason[-1]:
+            # signed, but about another image: hand back what it says, so the caller can name it
+            return _statements(tools.run(["cosign", "download", "attestation", "--predicate-type", predicate_type,
+                                          *insecure_flags(reference), reference], timeout=300).stdout)
         raise FactoryError(f"no verified {predicate_type} attestation on {reference}: "
                            f"{reason[-1] if reason else 'no reason given'}")
+    return _statements(result.stdout)
+
+
+def _statements(output: str) -> list[dict[str, object]]:
+    """The in-toto statements inside cosign's DSSE envelopes, one per line."""
     statements = []
-    for line in result.stdout.splitlines():
+    for line in output.splitlines():
         if line.strip().startswith("{"):
             envelope = json.loads(line)
             statements.append(json.loads(base64.b64decode(envelope["payload"])))

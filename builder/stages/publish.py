@@ -99,13 +99,14 @@ def _current_digest(reference: str) -> str | None:
 
 
 def apply(plans: list[TagPlan], repository: str) -> list[PublishedVariant]:
-    """Move each variant's tags in one imagetools call; tags already right are left alone."""
+    """Move each tag that isn't right yet, one at a time: imagetools writes the tags of one
+    call in parallel, and a registry that dies mid-write can tear every write in flight
+    (an empty link file it then answers 500 for), where one at a time tears at most one."""
     published = []
     for plan in plans:
         moved = [t for t in plan.tags if _current_digest(f"{repository}:{t}") != plan.index_digest]
-        if moved:
-            targets = [arg for tag in moved for arg in ("-t", f"{repository}:{tag}")]
-            argv = ["docker", "buildx", "imagetools", "create", *targets, plan.source]
+        for tag in moved:
+            argv = ["docker", "buildx", "imagetools", "create", "-t", f"{repository}:{tag}", plan.source]
             tools.retry_transient(functools.partial(tools.run, argv, timeout=600))
         published.append(PublishedVariant(
             variant=plan.variant, repository=repository, index_digest=plan.index_digest,

@@ -118,3 +118,22 @@ def test_an_image_without_attestations_says_which_are_missing(  # type: ignore[n
     assert "verified signature" in proc.stderr
     assert "no verified cyclonedx attestation" in proc.stderr
     assert "no verified slsaprovenance1 attestation" in proc.stderr
+
+
+def test_an_attestation_about_another_digest_does_not_verify(  # type: ignore[no-untyped-def]
+    signed_tiny, fixture_build: FixtureBuild,
+) -> None:
+    """Last in this module: it overwrites tiny arm64's attestations with amd64's."""
+    _, public, _ = signed_tiny
+    record = fixture_build.record
+    digests = {b.platform: b.digest for b in record.builds_of("tiny")}
+    amd64, arm64 = (digests[p].replace(":", "-") for p in ("linux/amd64", "linux/arm64"))
+    # copied as it is (imagetools would wrap it in an index)
+    subprocess.run(["skopeo", "copy", "--preserve-digests", "--src-tls-verify=false", "--dest-tls-verify=false",
+                    f"docker://{record.repository}:{amd64}.att", f"docker://{record.repository}:{arm64}.att"],
+                   check=True, capture_output=True)
+    index = f"{record.repository}@{record.variant('tiny').digest}"
+    proc = hjk("verify", index, "--key", str(public), check=False)
+    assert proc.returncode == 1
+    assert (f"attestation on {record.repository}@{digests['linux/arm64']} is about {digests['linux/amd64']}, "
+            f"not {digests['linux/arm64']}: the subjects differ") in proc.stderr + proc.stdout
