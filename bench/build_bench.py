@@ -142,13 +142,18 @@ def main() -> int:
         ("one-leaf change (s)", figures["leaf_s"]), ("rebuilt after leaf change", figures["leaf_rebuilt"]),
     ]
     rows += [(f"size {key} (MB)", size) for key, size in figures["sizes_mb"].items()]  # type: ignore[attr-defined]
+    report(rows, figures, args.json)
+    return 0
+
+
+def report(rows: list[tuple[str, object]], figures: dict[str, object], json_path: Path | None) -> None:
+    """The figures as an aligned table, then as one JSON line (and into JSON_PATH when given)."""
     width = max(len(r[0]) for r in rows)
     for name, value in rows:
         print(f"{name:<{width}}  {value}")
     print(json.dumps(figures))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
-    return 0
+    if json_path:
+        json_path.write_text(json.dumps(figures, indent=2) + "\n")
 
 
 if __name__ == "__main__":

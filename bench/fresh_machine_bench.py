@@ -20,7 +20,6 @@ Prints a table and the figures as JSON. Not run by the tests.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import subprocess
@@ -35,7 +34,7 @@ PROJECT = Path(__file__).resolve().parent.parent
 HJK = str(Path(sys.executable).parent / "hjk-images")
 
 sys.path.insert(0, str(PROJECT))
-from bench.build_bench import free_port, timed  # noqa: E402
+from bench.build_bench import free_port, report, timed  # noqa: E402
 from builder.engine import oci  # noqa: E402
 from builder.engine import registry as registry_mod  # noqa: E402
 from builder.model.records import BuildRecord, load  # noqa: E402
@@ -149,12 +148,7 @@ def main() -> int:
         reg.down()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    width = max(len(k) for k in figures)
-    for name, value in figures.items():
-        print(f"{name:<{width}}  {value}")
-    print(json.dumps(figures))
-    if args.json:
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    report(list(figures.items()), figures, args.json)
     return 0
 
 
