@@ -136,9 +136,11 @@ def hjk(*args: str, env: dict[str, str] | None = None, check: bool = True) -> su
 
 
 def npm_ls_packages(tree: dict[str, object]) -> set[str]:
-    """name@version of every installed package in `npm ls --all --json` (missing ones left out)."""
+    """name@version of every installed package in `npm ls --all --long --json` (missing ones
+    left out). An aliased dependency (`"codex-linux-x64": "npm:@openai/codex@..."`) is keyed
+    by its alias; `--long` gives the name of the package really installed."""
     found: set[str] = set()
-    for name, node in (tree.get("dependencies") or {}).items():  # type: ignore[attr-defined]
+    for key, node in (tree.get("dependencies") or {}).items():  # type: ignore[attr-defined]
         if isinstance(node, dict) and node.get("version") and not node.get("missing"):
-            found |= {f"{name}@{node['version']}"} | npm_ls_packages(node)
+            found |= {f"{node.get('name') or key}@{node['version']}"} | npm_ls_packages(node)
     return found

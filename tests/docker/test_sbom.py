@@ -83,7 +83,7 @@ def test_the_sbom_lists_exactly_what_dpkg_npm_and_pip_report_in_the_image(
     dpkg = {line.replace(" ", "@", 1) for line in in_image(reference, "dpkg-query -W -f '${Package} ${Version}\\n'")
             .splitlines()}
     assert listed("pkg:deb/") == dpkg
-    npm = npm_ls_packages(json.loads(in_image(reference, "npm ls --all --global --json 2>/dev/null || true")))
+    npm = npm_ls_packages(json.loads(in_image(reference, "npm ls --all --global --long --json 2>/dev/null || true")))
     assert len(npm) > 5, "cowsay's nested dependencies are missing from npm ls"
     assert listed("pkg:npm/") == npm
     pip = {f"{d['name']}@{d['version']}" for d in json.loads(

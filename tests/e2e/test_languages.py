@@ -144,9 +144,11 @@ def test_pyenv_compiles_real_cpython_from_an_org_mirror(released: Release, upstr
     """amd64 only: compiling CPython under arm64 emulation would take about an hour.
     Proves base's build headers are enough for pyenv and that the mirror protocol works."""
     base = next(b for b in released.build.builds if b.variant == "base" and b.platform == "linux/amd64")
+    # pyenv's own definitions, wherever pyenv is installed (beside its libexec)
     pyenv_definition = subprocess.run(
-        ["docker", "run", "--rm", "--entrypoint", "cat", f"{base.staging_tag}@{base.digest}",
-         f"/usr/share/pyenv/plugins/python-build/share/python-build/{REAL_PYTHON}"],
+        ["docker", "run", "--rm", "--entrypoint", "sh", f"{base.staging_tag}@{base.digest}", "-c",
+         'cat "$(dirname "$(readlink -f "$(command -v pyenv)")")/../plugins/python-build/share/python-build/'
+         f'{REAL_PYTHON}"'],
         capture_output=True, text=True, check=True,
     ).stdout
     assert REAL_PYTHON_INSTALL in pyenv_definition  # the served definition is pyenv's own, checksum and all

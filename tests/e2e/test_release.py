@@ -111,7 +111,7 @@ def test_the_sbom_of_base_is_complete_and_valid(released: Release, platform: str
     listed = {f"{c['name']}@{c['version']}" for c in sbom["components"] if c.get("purl", "").startswith("pkg:npm/")}
     tree = json.loads(subprocess.run(
         ["docker", "run", "--rm", "--platform", platform, "--user", "0", "--label", f"{TEST_LABEL}={RUN_ID}",
-         "--entrypoint", "sh", image, "-c", "npm ls --all --global --json 2>/dev/null || true"],
+         "--entrypoint", "sh", image, "-c", "npm ls --all --global --long --json 2>/dev/null || true"],
         capture_output=True, text=True, check=True).stdout)
     assert listed == npm_ls_packages(tree)
     files = {c["name"]: c for c in sbom["components"] if c["type"] == "file"}
