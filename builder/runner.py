@@ -315,6 +315,8 @@ class PublishRequest:
     allow_over_budget: bool = False
     keyless: bool = False
     """Sign and attest keyless (OIDC: the release workflow) when no key is given."""
+    vulnerability_scan: str = ""
+    """What scanned the digests before publish, or why nothing did (kept in the release record)."""
 
 
 def publish(
@@ -366,6 +368,7 @@ def publish(
         release = ReleaseRecord(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), revision=record.revision,
             version=version, repository=record.repository, over_budget=[str(o) for o in over],
+            vulnerability_scan=request.vulnerability_scan,
             variants=[v.model_copy(update={"sizes": {b.platform: b.sizes for b in record.builds_of(v.variant)
                                                      if b.sizes}}) for v in published],
         )
@@ -406,14 +409,13 @@ def release(settings: Settings, request: ReleaseRequest, observer: Observer) -> 
     observer.stage("scan", NO_LOCAL_SCAN)
     # a release publishes what was asked for, like `publish --variant`; ancestors were only built on
     ask = PublishRequest(**{**request.publish.__dict__, "only": list(request.variant_names),
-                            "sign_key": request.publish.sign_key or local_key(target, observer)})
+                            "sign_key": request.publish.sign_key or local_key(target, observer),
+                            "vulnerability_scan": NO_LOCAL_SCAN})
     # publish tells its own stages (sign, sbom, provenance, publish) as it goes
     published = _stage(observer, "publish", lambda: (publish(settings, prepared.variants, record, results, ask,
                                                              observer), None))
     if published is None:  # only a dry run returns nothing, and a release is never one
         raise FactoryError("publish returned no release record")
-    published = published.model_copy(update={"vulnerability_scan": NO_LOCAL_SCAN})
-    save(published, request.publish.release_path or default_release_path())
     return published
 
 

@@ -63,16 +63,6 @@ class RootfsTar:
     cached: bool
 
 
-@dataclass(frozen=True)
-class PlatformRoot:
-    platform: str
-    digest: str
-    how: str
-    """'locked' (the lock's digest, found in the registry), 'found' (the input tag), or 'made'."""
-    packages: dict[str, str] | None = None
-    """The Debian packages inside, when the root file system was at hand (made or cached here)."""
-
-
 def cache_key(boot: RootBootstrap, arch: str) -> str:
     identity = {
         "suite": boot.suite, "arch": arch, "mirror": boot.mirror,
@@ -186,7 +176,8 @@ def _moved(platform: str, made: str, pinned: str, packages: dict[str, str], pins
 
 def _platform_root(
     settings: Settings, registry: str, platform: str, pins: RootPins | None, report: Report,
-) -> PlatformRoot:
+) -> str:
+    """This platform's root digest in the registry: found there, or made here and pushed."""
     boot = settings.config.root.bootstrap
     arch = arch_of(platform)
     repository = root_repository(settings, registry)
@@ -194,7 +185,7 @@ def _platform_root(
     found = _locate(repository, boot, platform, pinned, report)
     if found is not None:
         report(f"root {boot.suite}/{arch}: in the registry ({found}), nothing to make")
-        return PlatformRoot(platform, found, "locked" if found == pinned else "found")
+        return found
     tools.require("mmdebstrap")
     report(f"root {boot.suite}/{arch}: preparing root file system")
     tar = make_rootfs(boot, arch, state.subdir("cache", "rootfs"), state.subdir("logs") / f"mmdebstrap-{arch}.log")
@@ -205,11 +196,10 @@ def _platform_root(
         raise FactoryError(f"the registry stored {tag} as {pushed}, not as the {image.digest} written here")
     size = tar.path.stat().st_size // 2**20
     report(f"root {boot.suite}/{arch}: {'cached' if tar.cached else 'made'} ({size} MiB), pushed {image.digest}")
-    packages = packages_in(tar.path)
     if pins and pinned and pinned != image.digest:
-        report(_moved(platform, image.digest, pinned, packages, pins)
+        report(_moved(platform, image.digest, pinned, packages_in(tar.path), pins)
                + "; run `hjk-images lock --update --only root` to pin it")
-    return PlatformRoot(platform, image.digest, "made", packages)
+    return image.digest
 
 
 def bootstrap(
@@ -222,24 +212,22 @@ def bootstrap(
     chosen = platforms or list(settings.config.platforms)
     tools.ensure_docker()
     with state.exclusive("rootfs"), ThreadPoolExecutor(max_workers=len(chosen)) as pool:
-        roots = list(pool.map(lambda p: _platform_root(settings, registry, p, pins, report), chosen))
-    repository = root_repository(settings, registry)
-    digests = {r.platform: r.digest for r in roots}
-    tag = f"{repository}:{boot.suite}"
-    if not set(settings.config.platforms) <= set(chosen):
-        return RootImage(reference=tag, digest="", platforms=digests, bootstrapped=True)
-    index = tools.retry_transient(lambda: oci.join_index(tag, [f"{repository}@{digests[p]}" for p in sorted(digests)]))
-    missing = set(chosen) - set(index.platforms)
-    if missing:
-        raise FactoryError(f"root index {index.reference} lacks {', '.join(sorted(missing))}")
-    return RootImage(reference=index.reference, digest=index.digest, platforms=digests, bootstrapped=True)
+        digests = dict(zip(chosen, pool.map(lambda p: _platform_root(settings, registry, p, pins, report), chosen),
+                           strict=True))
+    tag = f"{root_repository(settings, registry)}:{boot.suite}"
+    joined = join_root_index(tag, digests) if set(settings.config.platforms) <= set(chosen) else ""
+    return RootImage(reference=tag, digest=joined, platforms=digests, bootstrapped=True)
 
 
 def join_root_index(reference: str, platforms: dict[str, str]) -> str:
-    """Join per-platform roots (from runners that each held one) into the root's index."""
+    """Join per-platform roots into the root's index (a run holding every platform, or
+    `merge` for runners that each held one); fails naming a platform the index lacks."""
     repository = oci.repository_of(reference)
     index = tools.retry_transient(
         lambda: oci.join_index(reference, [f"{repository}@{platforms[p]}" for p in sorted(platforms)]))
+    missing = set(platforms) - set(index.platforms)
+    if missing:
+        raise FactoryError(f"root index {index.reference} lacks {', '.join(sorted(missing))}")
     return index.digest
 
 
