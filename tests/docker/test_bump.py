@@ -45,6 +45,8 @@ def test_bump_moves_old_pins_keeps_comments_matches_the_lock_and_builds(
     fixture_build: FixtureBuild, tmp_path: Path,
 ) -> None:
     overlay = namespaced(tmp_path, f"bump-{RUN_ID}")
+    # the newest release is expected, even one published yesterday (min_age is unit-tested)
+    overlay.write_text(overlay.read_text() + "bump:\n  min_age: 0h\n")
     variant = overlay.parent / "variants" / "bumpable.yaml"
     variant.write_text(BUMPABLE)
     hjk("--config", str(overlay), "lock")
