@@ -262,6 +262,11 @@ keyless_option = click.option(
     "--keyless", is_flag=True,
     help="Without --sign-key: sign and attest keyless (OIDC, e.g. in a GitHub workflow with id-token: write).",
 )
+require_tools_option = click.option(
+    "--require-all-tools", is_flag=True, envvar="HJK_REQUIRE_ALL_TOOLS",
+    help="Fail before building when an optional tool (goenv, node-build) can't be fetched, instead of "
+         "leaving it out: for real releases (also $HJK_REQUIRE_ALL_TOOLS=1).",
+)
 budget_option = click.option(
     "--allow-over-budget", is_flag=True,
     help="Publish even where an image is over its size budget (said, and kept in the release record).",
@@ -345,6 +350,7 @@ def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
               help="Builds run at the same time.")
 @record_option
 @network_option
+@require_tools_option
 @click.option("--dry-run", is_flag=True, help="Show what would be built or reused; build nothing.")
 @click.option("--load", is_flag=True,
               help="With --dockerfile: build it for this machine's platform only and load it into the local "
@@ -356,8 +362,8 @@ def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
 @friendly_errors
 def build(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...],
           registry: str | None, builder: str | None, force: bool, no_cache: bool,
-          max_parallel: int, record_path: Path | None, network: str | None, dry_run: bool,
-          load: bool, local_tag: str | None, changed_since: str | None) -> None:
+          max_parallel: int, record_path: Path | None, network: str | None, require_all_tools: bool,
+          dry_run: bool, load: bool, local_tag: str | None, changed_since: str | None) -> None:
     """Build variants for every platform, push them, and join each into a multi-arch index.
 
     Parents build first; children build FROM their parent's digest. A build whose
@@ -377,7 +383,7 @@ def build(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[s
         return
     target = runner.start_registry(settings, registry)
     options = runner.build_options(settings, builder=builder, force=force or no_cache, no_cache=no_cache,
-                                   max_parallel=max_parallel, network=network)
+                                   max_parallel=max_parallel, network=network, require_all_tools=require_all_tools)
     record = runner.build(settings, target, runner.prepare(settings, target, names, list(platforms)), options,
                           ConsoleObserver(), record_path)
     if not record.ok:
@@ -562,6 +568,7 @@ def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tup
 @click.option("--jobs", "max_parallel", type=click.IntRange(1, 16), default=2, show_default=True,
               help="Builds (and image tests) run at the same time.")
 @network_option
+@require_tools_option
 @click.option("--dry-run", is_flag=True, help="Show the plan; build, test and publish nothing.")
 @sign_key_option
 @sbom_option
@@ -570,8 +577,8 @@ def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tup
 @click.pass_context
 @friendly_errors
 def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...], registry: str | None,
-            version: str | None, force: bool, max_parallel: int, network: str | None, dry_run: bool,
-            sign_key: Path | None, with_sbom: bool, allow_over_budget: bool) -> None:
+            version: str | None, force: bool, max_parallel: int, network: str | None, require_all_tools: bool,
+            dry_run: bool, sign_key: Path | None, with_sbom: bool, allow_over_budget: bool) -> None:
     """The main job: render -> build -> test -> publish, stopping at the first failed stage.
 
     With no --registry and none in factory.yaml, it starts the embedded local
@@ -583,7 +590,7 @@ def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple
         return
     request = runner.ReleaseRequest(
         registry=registry, variant_names=list(variant_names), platforms=list(platforms), force=force,
-        max_parallel=max_parallel, network=network,
+        max_parallel=max_parallel, network=network, require_all_tools=require_all_tools,
         publish=runner.PublishRequest(version=version, force=force, sign_key=sign_key, with_sbom=with_sbom,
                                       allow_over_budget=allow_over_budget),
     )

@@ -170,14 +170,23 @@ def omitted_tools(variants: VariantSet, plan: Plan, report: Callable[[str], None
                   ) -> dict[str, tuple[str, ...]]:
     """Per planned variant with optional tools, those whose download can't be reached from
     here now: the build leaves them out, and its identity and record say so."""
-    optional = {v.name: [t for t in v.own_tools if t.optional and t.url]
+    optional = {v.name: [t for t in v.own_tools if t.optional and t.downloads]
                 for v in variants if v.name in plan.variants}
-    down = sources.unreachable(t.url for tools in optional.values() for t in tools if t.url)
+    down = sources.unreachable(d.url for tools in optional.values() for t in tools for d in t.downloads.values())
+    left_out: dict[str, tuple[str, ...]] = {}
     for name, tools in optional.items():
         for tool in tools:
-            if tool.url in down and report:
-                report(f"{name}: optional tool {tool.name} left out: {tool.url} can't be reached from here")
-    return {name: tuple(sorted(t.name for t in tools if t.url in down)) for name, tools in optional.items() if tools}
+            if (dead := [d.url for d in tool.downloads.values() if d.url in down]) and report:
+                report(f"{name}: optional tool {tool.name} left out: {dead[0]} can't be reached from here")
+        left_out[name] = tuple(sorted(t.name for t in tools if any(d.url in down for d in t.downloads.values())))
+    return {name: tools for name, tools in left_out.items() if optional[name]}
+
+
+def require_all_tools(omitted: dict[str, tuple[str, ...]]) -> None:
+    """For a release that must ship every tool: an optional tool left out is an error."""
+    if missing := [f"{variant}/{tool}" for variant, tools in omitted.items() for tool in tools]:
+        raise FactoryError(f"optional tools can't be fetched, and this build requires every tool: "
+                           f"{', '.join(missing)} (is their host reachable from this runner?)")
 
 
 # --- the stages --------------------------------------------------------------------
@@ -270,6 +279,8 @@ def build(
         platforms = sorted({j.platform for j in prepared.plan.jobs})
         if not options.omitted:
             options = replace(options, omitted=omitted_tools(prepared.variants, prepared.plan, observer.note))
+        if options.require_all_tools:
+            require_all_tools(options.omitted)
         root_image = root.resolve_root(settings, registry, platforms, observer.note, lock.locked_root(settings),
                                        lock.root_pins(settings))
         with observer.board(prepared.plan) as listener:
@@ -387,6 +398,7 @@ class ReleaseRequest:
     force: bool = False
     max_parallel: int = 2
     network: str | None = None
+    require_all_tools: bool = False
     publish: PublishRequest = field(default_factory=PublishRequest)
 
 
@@ -399,7 +411,7 @@ def release(settings: Settings, request: ReleaseRequest, observer: Observer) -> 
     # build contexts go to the run's own folder; the committed rendered/ is `render`'s
     observer.stage("render", f"{len(prepared.rendered)} Dockerfiles")
     options = build_options(settings, force=request.force, max_parallel=request.max_parallel,
-                            network=request.network)
+                            network=request.network, require_all_tools=request.require_all_tools)
     record = _stage(observer, "build", lambda: _built(build(settings, target, prepared, options, observer,
                                                             check_lock=False)))
     targets = smoke.targets_of(record, [], [])

@@ -15,7 +15,8 @@ from builder.model.records import Weights
 # Prints, in sections: dpkg's status database; every package.json at the root of a package
 # in the global npm trees (nested node_modules too), after its path; each tool virtualenv's
 # distributions (Name and Version from their METADATA); the language versions the version
-# managers hold; and every executable over 10 MB that no Debian package owns, with its sha256.
+# managers hold; every executable over 10 MB that no Debian package owns, with its sha256;
+# and the optional tools the build left out.
 _READ_SCRIPT = r"""
 cat /var/lib/dpkg/status
 echo '@@npm@@'
@@ -42,6 +43,8 @@ cat /var/lib/dpkg/info/*.list 2>/dev/null | sed 's|^/lib/|/usr/lib/|; s|^/bin/|/
 comm -23 /tmp/.hjk-big /tmp/.hjk-owned | while read -r f; do
   printf '%s\t%s\n' "$(stat -c %s "$f")" "$(sha256sum "$f")"; done
 rm -f /tmp/.hjk-big /tmp/.hjk-owned
+echo '@@omitted@@'
+cat /usr/local/share/headjack/omitted-tools 2>/dev/null
 true
 """
 
@@ -74,6 +77,8 @@ class Contents:
     """(language, version) installed by a version manager (python, node, go, rust)."""
     executables: list[Executable] = field(default_factory=list)
     """Executables over 10 MB that no Debian package owns."""
+    omitted: list[str] = field(default_factory=list)
+    """Optional tools the build left out (its omitted-tools file)."""
 
 
 def npm_edges(packages: list[NpmPackage]) -> dict[str, list[str]]:
@@ -163,12 +168,13 @@ def parse_contents(output: str) -> Contents:
     dpkg, _, rest = output.partition("@@npm@@")
     npm, _, rest = rest.partition("@@pypi@@")
     pypi, _, rest = rest.partition("@@languages@@")
-    languages, _, executables = rest.partition("@@executables@@")
+    languages, _, rest = rest.partition("@@executables@@")
+    executables, _, omitted = rest.partition("@@omitted@@")
     return Contents(
         debian=parse_dpkg_status(dpkg), npm=_npm_packages(npm), pypi=_pypi(pypi),
         languages=sorted((kind, version) for kind, _, version in
                          (line.partition("\t") for line in languages.strip().splitlines()) if version),
-        executables=_executables(executables),
+        executables=_executables(executables), omitted=sorted(set(omitted.split())),
     )
 
 

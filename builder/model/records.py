@@ -270,6 +270,8 @@ class Bump(Record):
     detail: str = ""
     url: str | None = None
     sha256: str | None = None
+    archives: dict[str, tuple[str, str]] = Field(default_factory=dict)
+    """A per-architecture archive tool: arch -> (url, sha256) of the target release."""
     unreachable: bool = False
     """The source could not be asked at all: nothing may be written."""
 

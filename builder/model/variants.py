@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from builder.model import headjack
-from builder.model.config import Budget, Platform, parse_duration
+from builder.model.config import Budget, Platform, arch_of, parse_duration
 from builder.model.errors import FactoryError
 from builder.model.loading import load_model
 
@@ -33,6 +33,24 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _sha256(value: str) -> str:
+    if not SHA256_PATTERN.match(value):
+        raise ValueError(f"sha256 must be 64 lowercase hex characters, got {value!r}")
+    return value
+
+
+class Download(Strict):
+    """One archive file: where it is and the checksum the build verifies."""
+
+    url: str = Field(min_length=1)
+    sha256: str
+
+    @field_validator("sha256")
+    @classmethod
+    def _checksum(cls, value: str) -> str:
+        return _sha256(value)
+
+
 class Tool(Strict):
     """A user-facing tool with an exact version and the source it comes from."""
 
@@ -46,7 +64,11 @@ class Tool(Strict):
     url: str | None = None
     sha256: str | None = None
     """archive only: the tarball and its checksum, verified during the build."""
+    archives: dict[Literal["amd64", "arm64"], Download] = Field(default_factory=dict)
+    """archive only, instead of url/sha256: one download per architecture (a native binary)."""
     strip_components: int = 1
+    exclude: list[str] = Field(default_factory=list)
+    """archive only: tar --exclude patterns left out when unpacking (headers, docs)."""
     links: dict[str, str] = Field(default_factory=dict)
     """archive only: command name -> path inside the unpacked archive, linked onto PATH."""
     check: str | None = None
@@ -69,6 +91,14 @@ class Tool(Strict):
             parse_duration(value)
         return value
 
+    @field_validator("exclude")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not pattern or any(ch.isspace() or ch in "'\"\\" for ch in pattern):
+                raise ValueError(f"exclude pattern {pattern!r}: no white space, quotes or backslashes")
+        return value
+
     @field_validator("feed")
     @classmethod
     def _feed(cls, value: str | None) -> str | None:
@@ -86,17 +116,34 @@ class Tool(Strict):
     @model_validator(mode="after")
     def _source_fields(self) -> Tool:
         if self.source == "archive":
-            if not self.url:
-                raise ValueError(f"tool '{self.name}': an archive needs `url`")
-            if not self.sha256 or not SHA256_PATTERN.match(self.sha256):
-                raise ValueError(
-                    f"tool '{self.name}': sha256 must be 64 lowercase hex characters, got {self.sha256!r}"
-                )
+            if self.archives and (self.url or self.sha256):
+                raise ValueError(f"tool '{self.name}': give `url`/`sha256` or `archives` (per architecture), not both")
+            if not self.archives and not self.url:
+                raise ValueError(f"tool '{self.name}': an archive needs `url` (or `archives` per architecture)")
+            if not self.archives:
+                try:
+                    _sha256(self.sha256 or "")
+                except ValueError as exc:
+                    raise ValueError(f"tool '{self.name}': {exc}") from None
             if not self.links:
                 raise ValueError(f"tool '{self.name}': an archive needs `links` (command -> path)")
-        elif self.url or self.sha256 or self.links:
-            raise ValueError(f"tool '{self.name}': url/sha256/links are for source 'archive' only")
+        elif self.url or self.sha256 or self.links or self.archives or self.exclude:
+            raise ValueError(f"tool '{self.name}': url/sha256/archives/exclude/links are for source 'archive' only")
         return self
+
+    @property
+    def downloads(self) -> dict[str, Download]:
+        """archive only: the download per architecture ('*': one for all of them)."""
+        if self.archives:
+            return {str(arch): download for arch, download in self.archives.items()}
+        if self.url and self.sha256:
+            return {"*": Download(url=self.url, sha256=self.sha256)}
+        return {}
+
+    def download_for(self, arch: str) -> Download | None:
+        """The archive an image for ARCH ('amd64', 'arm64') installs, if any."""
+        downloads = self.downloads
+        return downloads.get(arch) or downloads.get("*")
 
     @property
     def package_name(self) -> str:
@@ -159,6 +206,9 @@ class CommandCheck(Strict):
     expect: str | None = None
     """Regular expression the combined output must match."""
     timeout: int = Field(120, gt=0)
+    requires: list[str] = Field(default_factory=list)
+    """Optional tools the check needs: where the build left one out, the check is reported
+    omitted (with the reason), never passed."""
 
     @field_validator("expect")
     @classmethod
@@ -431,6 +481,9 @@ def resolve(files: dict[str, tuple[VariantFile, Path]], root_platforms: list[str
         tools = _merge_unique(parent.tools if parent else (), spec.tools)
         lineage = (*parent.lineage, parent.name) if parent else ()
         _check_language_managers(spec, path, tools, lineage)
+        _check_archives_cover(spec, path, platforms)
+        commands = (*(parent.commands if parent else ()), *spec.checks.commands)
+        _check_requires(spec, path, tools)
         variant = Variant(
             file=spec, path=path,
             lineage=lineage,
@@ -438,7 +491,7 @@ def resolve(files: dict[str, tuple[VariantFile, Path]], root_platforms: list[str
             tools=tools,
             languages=_merge_languages(parent.languages if parent else {}, spec.languages.declared()),
             runtime=spec.runtime or (parent.runtime if parent else Runtime()),
-            commands=(*(parent.commands if parent else ()), *spec.checks.commands),
+            commands=commands,
             files=(*(parent.files if parent else ()), *spec.checks.files),
             env_checks={**(parent.env_checks if parent else {}), **spec.checks.env},
             metadata=_merge_metadata(parent.metadata if parent else MetadataCheck(), spec.checks.metadata),
@@ -451,6 +504,26 @@ def resolve(files: dict[str, tuple[VariantFile, Path]], root_platforms: list[str
     # dependency order: parents before children, stable by file name otherwise
     ordered = sorted(resolved.values(), key=lambda v: (len(v.lineage), v.name))
     return VariantSet({v.name: v for v in ordered})
+
+
+def _check_archives_cover(spec: VariantFile, path: Path, platforms: list[str]) -> None:
+    """A tool with per-architecture archives needs one for every platform the variant builds."""
+    for index, tool in enumerate(spec.tools):
+        missing = [p for p in platforms if tool.archives and arch_of(p) not in tool.archives]
+        if missing:
+            raise FactoryError(f"{path}: tools[{index}] ({tool.name}): archives: none for {', '.join(missing)}, "
+                               "which this variant builds")
+
+
+def _check_requires(spec: VariantFile, path: Path, tools: tuple[Tool, ...]) -> None:
+    """A check may only require an optional tool of the variant's chain."""
+    optional = {t.name for t in tools if t.optional}
+    for index, check in enumerate(spec.checks.commands):
+        for name in check.requires:
+            if name not in optional:
+                known = ", ".join(sorted(optional)) or "none"
+                raise FactoryError(f"{path}: checks.commands[{index}] ({check.name}): requires: '{name}' is not "
+                                   f"an optional tool of this variant (optional: {known})")
 
 
 def _check_language_managers(spec: VariantFile, path: Path, tools: tuple[Tool, ...], lineage: tuple[str, ...]) -> None:

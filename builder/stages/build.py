@@ -53,6 +53,8 @@ class BuildOptions:
     omitted: dict[str, tuple[str, ...]] = field(default_factory=dict)
     """Variant -> the optional tools it leaves out (their downloads can't be reached); every
     variant with optional tools is a key, so the build is told what to leave out."""
+    require_all_tools: bool = False
+    """Fail before building when an optional tool would be left out (a real release)."""
     load: dict[str, str] = field(default_factory=dict)
     """Variant -> local tag: built for one platform and loaded into the engine, not pushed
     (the quick local loop for a team's Dockerfile)."""

@@ -111,7 +111,12 @@ def _offer(tool: Tool, settings: Settings) -> releases.Offer:
 
 def _resolve_archive(tool: Tool, bump: Bump) -> Bump:
     """A new archive release's URL and the sha256 the build will check."""
-    assert bump.target is not None and tool.url is not None and tool.feed is not None
+    assert bump.target is not None and tool.feed is not None
+    if tool.archives:  # one per architecture: each URL names the release
+        archives = {arch: d.url.replace(tool.version, bump.target) for arch, d in sorted(tool.archives.items())}
+        return bump.model_copy(update={"archives": {arch: (url, releases.sha256_of(url))
+                                                    for arch, url in archives.items()}})
+    assert tool.url is not None
     kind, _, name = tool.feed.partition(":")
     url = releases.npm_tarball(name, bump.target) if kind == "npm" else tool.url.replace(tool.version, bump.target)
     return bump.model_copy(update={"url": url, "sha256": releases.sha256_of(url)})
@@ -179,6 +184,9 @@ def edited_text(path: Path, bumps: list[Bump]) -> str:
             entry["url"] = bump.url
         if bump.sha256:
             entry["sha256"] = bump.sha256
+        for arch, (url, sha256) in bump.archives.items():
+            entry["archives"][arch]["url"] = url
+            entry["archives"][arch]["sha256"] = sha256
     out = StringIO()
     yaml.dump(document, out)
     return out.getvalue()

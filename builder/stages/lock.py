@@ -38,18 +38,20 @@ def lock_path(settings: Settings) -> Path:
     return settings.variants_dir.parent / LOCK_FILE
 
 
-def _tool_entry(tool: Tool) -> dict[str, str]:
-    entry = {"source": tool.source, "version": tool.version}
+def _tool_entry(tool: Tool) -> dict[str, Any]:
+    entry: dict[str, Any] = {"source": tool.source, "version": tool.version}
     if tool.package:
         entry["package"] = tool.package
     if tool.url:
         entry["url"] = tool.url
     if tool.sha256:
         entry["sha256"] = tool.sha256
+    if tool.archives:
+        entry["archives"] = {arch: {"url": d.url, "sha256": d.sha256} for arch, d in sorted(tool.archives.items())}
     return entry
 
 
-def declared_tools(variants: VariantSet) -> dict[str, dict[str, dict[str, str]]]:
+def declared_tools(variants: VariantSet) -> dict[str, dict[str, dict[str, Any]]]:
     """What the variant files say: variant -> its own tools -> their pins."""
     return {v.name: {t.name: _tool_entry(t) for t in v.own_tools} for v in variants if v.own_tools}
 
@@ -81,7 +83,7 @@ def _root_entry(
             "platforms": {p: info.platforms[p] for p in sorted(platforms)}}
 
 
-def _verify_tool_exists(variant: str, name: str, entry: dict[str, str]) -> None:
+def _verify_tool_exists(variant: str, name: str, entry: dict[str, Any]) -> None:
     """npm and PyPI releases must exist; archives are checked by sha256 at build time."""
     package = entry.get("package", name)
     if entry["source"] == "npm":

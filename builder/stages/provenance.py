@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from builder.engine import cosign, oci
+from builder.model.config import arch_of
 from builder.model.records import BuildRecord, PlatformBuild, TagPlan
 from builder.model.variants import ROOT, Variant, VariantSet
 
@@ -38,8 +39,9 @@ def predicate(record: BuildRecord, build: PlatformBuild, variant: Variant, paren
         dependencies.append({"uri": lockfile.name, "name": "lockfile",
                              "digest": {"sha256": hashlib.sha256(lockfile.read_bytes()).hexdigest()}})
     for tool in variant.tools:
-        if tool.source == "archive" and tool.url and tool.sha256:
-            dependencies.append({"uri": tool.url, "name": tool.name, "digest": {"sha256": tool.sha256}})
+        download = tool.download_for(arch_of(build.platform))
+        if download is not None and tool.name not in build.omitted_tools:
+            dependencies.append({"uri": download.url, "name": tool.name, "digest": {"sha256": download.sha256}})
     return {
         "buildDefinition": {
             "buildType": BUILD_TYPE,

@@ -49,6 +49,7 @@ def environment(search_path: tuple[Path, ...]) -> jinja2.Environment:
         autoescape=False,  # Dockerfiles, not HTML
     )
     env.filters["dq"] = double_quoted
+    env.filters["sq"] = shlex.quote
     return env
 
 

@@ -25,6 +25,7 @@ from packageurl import PackageURL
 
 from builder.engine import cosign
 from builder.engine.contents import Contents, npm_edges, read_contents
+from builder.model.config import arch_of
 from builder.model.errors import FactoryError
 from builder.model.records import TagPlan
 from builder.model.variants import LANGUAGE_MANAGERS, Variant, VariantSet
@@ -58,13 +59,14 @@ def make_sbom(variant: Variant, platform: str, reference: str, contents: Content
         purl = PackageURL("pypi", None, name.lower(), version, None, f"opt/pypi/{venv}")
         bom.components.add(_component(purl, name, version))
     for tool in variant.tools:
-        if tool.source != "archive" or not tool.url or not tool.sha256:
+        if (download := tool.download_for(arch_of(platform))) is None or tool.name in contents.omitted:
             continue
-        purl = PackageURL("generic", None, tool.name, tool.version, {"download_url": tool.url})
+        purl = PackageURL("generic", None, tool.name, tool.version, {"download_url": download.url})
         bom.components.add(_component(
             purl, tool.name, tool.version, ComponentType.APPLICATION,
-            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=tool.sha256)],
-            external_references=[ExternalReference(type=ExternalReferenceType.DISTRIBUTION, url=XsUri(tool.url))],
+            hashes=[HashType(alg=HashAlgorithm.SHA_256, content=download.sha256)],
+            external_references=[ExternalReference(type=ExternalReferenceType.DISTRIBUTION,
+                                                   url=XsUri(download.url))],
         ))
     for language, version in contents.languages:
         purl = PackageURL("generic", None, language, version, {"installed_by": LANGUAGE_MANAGERS[language]})

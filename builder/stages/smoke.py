@@ -37,6 +37,7 @@ from builder.model.variants import Variant, VariantSet, language_checks
 
 RUN_LABEL = headjack.SMOKE_RUN_LABEL
 OMITTED_TOOLS_FILE = "/usr/local/share/headjack/omitted-tools"
+OMITTED_DETAIL = "left out at build time: its source could not be fetched"
 TIMEOUT_EXIT_CODES = (124, 137)
 
 
@@ -219,7 +220,7 @@ def declared_checks(variant: Variant, session: Session, omitted: set[str]) -> li
     for tool in variant.tools:
         if tool.name in omitted and tool.optional:
             results.append(CheckOutcome(name=f"tool {tool.name}", kind="tool", status="omitted",
-                                        detail="left out at build time: its source could not be fetched"))
+                                        detail=OMITTED_DETAIL))
             continue
 
         def tool_check(argv: tuple[str, ...] = tuple(shlex.split(tool.check_command))) -> tuple[bool, str]:
@@ -229,6 +230,11 @@ def declared_checks(variant: Variant, session: Session, omitted: set[str]) -> li
         results.append(_timed(f"tool {tool.name}: {tool.check_command}", "tool", tool_check))
 
     for check in (*variant.commands, *language_checks(variant.languages)):
+        if left_out := [name for name in check.requires if name in omitted]:
+            results.append(CheckOutcome(name=check.name, kind="command", status="omitted",
+                                        detail=f"needs {', '.join(left_out)}, " + OMITTED_DETAIL))
+            continue
+
         def command_check(c: Any = check) -> tuple[bool, str]:
             code, out = session.shell(c.run, user=c.user, timeout=c.timeout)
             if code != c.exit_code:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from builder.engine.registry import EmbeddedRegistry
-from builder.model.records import BuildRecord, PlatformBuild, load
-from tests.conftest import FIXTURE_CONFIG, RUN_ID, TEST_LABEL, free_port
+from builder.model.records import BuildRecord, PlatformBuild, TestResults, load
+from tests.conftest import FIXTURE_CONFIG, RUN_ID, TEST_LABEL, free_port, hjk
 from tests.docker.conftest import fixture_cli
 from tests.fake_upstream import serve_folder, tar_gz
 
@@ -119,3 +119,67 @@ def run_in(build: PlatformBuild, command: str) -> str:
         ["docker", "run", "--rm", "--label", f"{TEST_LABEL}={RUN_ID}", f"{build.staging_tag}@{build.digest}",
          "sh", "-c", command], capture_output=True, text=True, check=True,
     ).stdout.strip()
+
+
+def test_an_archive_per_architecture_and_a_check_needing_a_left_out_tool(
+    test_registry: EmbeddedRegistry, root_in_registry: str, tmp_path: Path,
+) -> None:
+    """A native tool (one archive per architecture, docs left out) is built for both
+    platforms, each image holding its own architecture's binary. An optional tool that
+    can't be fetched is refused by --require-all-tools before anything builds; without
+    it, the tool is left out, and the check that needs it is reported omitted, never passed."""
+    folder = tmp_path / "downloads"
+    folder.mkdir()
+    archives = {}
+    for arch in ("amd64", "arm64"):
+        tarball = tar_gz({"package/bin/native": f"#!/bin/sh\necho native {arch}\n".encode(),
+                          "package/docs/big.txt": b"documentation nobody needs in the image\n"})
+        (folder / f"native-{arch}.tgz").write_bytes(tarball)
+        archives[arch] = hashlib.sha256(tarball).hexdigest()
+    gone = f"http://127.0.0.1:{free_port()}/extra-1.0.tar.gz"
+    variants = tmp_path / "variants"
+    variants.mkdir()
+    with serve_folder(folder, free_port()) as url:
+        (variants / "native.yaml").write_text(
+            "name: native\nparent: root\ntemplate: variant.Dockerfile.j2\npackages: [curl]\ntools:\n"
+            "  - name: native\n    source: archive\n    version: '1.0'\n    exclude: [package/docs]\n"
+            "    links: {native: bin/native}\n    archives:\n"
+            + "".join(f"      {arch}: {{url: '{url}/native-{arch}.tgz', sha256: '{sha}'}}\n"
+                      for arch, sha in archives.items())
+            + f"  - {{name: extra, source: archive, version: '1.0', url: '{gone}', sha256: '{'1' * 64}', "
+            "links: {extra: bin/extra}, optional: true}\n"
+            "checks:\n  commands:\n    - {name: extra answers, run: extra, requires: [extra]}\n"
+        )
+        overlay = tmp_path / "fixture.yaml"
+        overlay.write_text(FIXTURE_CONFIG.read_text())
+
+        refused = fixture_cli(test_registry, "build", "--variant", "native", "--network", "host",
+                              "--require-all-tools", "--record", str(tmp_path / "refused.json"),
+                              config=overlay, check=False)
+        assert refused.returncode == 1
+        assert "this build requires every tool: native/extra" in refused.stderr
+        assert not (tmp_path / "refused.json").exists()  # refused before anything was built
+
+        record = tmp_path / "native.json"
+        built = fixture_cli(test_registry, "build", "--variant", "native", "--network", "host",
+                            "--record", str(record), config=overlay, check=False)
+    assert built.returncode == 0, built.stderr
+    builds = {b.platform: b for b in load(record, BuildRecord).builds}
+    assert set(builds) == {"linux/amd64", "linux/arm64"}
+    for platform, build in builds.items():
+        assert build.omitted_tools == ["extra"]
+        out = subprocess.run(
+            ["docker", "run", "--rm", "--platform", platform, "--label", f"{TEST_LABEL}={RUN_ID}",
+             f"{build.staging_tag}@{build.digest}", "sh", "-c", "native; ls /opt/native"],
+            capture_output=True, text=True, check=True,
+        ).stdout.split()
+        assert out[:2] == ["native", platform.split("/")[1]] and "docs" not in out, out
+
+    results = tmp_path / "results.json"
+    tested = hjk("--config", str(overlay), "test", "--record", str(record), "--results", str(results), check=False)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    for image in load(results, TestResults).images:
+        status = {c.name: (c.status, c.detail) for c in image.checks}
+        assert status["extra answers"][0] == "omitted" and "needs extra" in status["extra answers"][1]
+        assert status["tool extra"][0] == "omitted"
+        assert status["tool native: native --version"][0] == "passed"

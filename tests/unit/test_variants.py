@@ -65,6 +65,40 @@ def test_every_tool_states_an_exact_version_and_source() -> None:
         ),
         (minimal("a", parent="nosuch"), r"a\.yaml: parent: no variant named 'nosuch'"),
         (
+            minimal("a", extra="tools:\n  - {name: x, source: archive, version: '1', url: http://h/x, "
+                    f"sha256: {SHA}, links: {{x: x}}, archives: {{amd64: {{url: http://h/y, sha256: {SHA}}}}}}}\n"),
+            r"tools\[0\]: .*give `url`/`sha256` or `archives`",
+        ),
+        (
+            minimal("a", extra="tools:\n  - {name: x, source: archive, version: '1', links: {x: x}, "
+                    "archives: {amd64: {url: http://h/y, sha256: abc}}}\n"),
+            r"tools\[0\]\.archives\.amd64\.sha256: .*64 lowercase hex",
+        ),
+        (
+            minimal("a", extra="tools:\n  - {name: x, source: archive, version: '1', links: {x: x}, "
+                    f"archives: {{riscv64: {{url: http://h/y, sha256: {SHA}}}}}}}\n"),
+            r"tools\[0\]\.archives\.riscv64",
+        ),
+        (
+            minimal("a", extra="tools:\n  - {name: x, source: archive, version: '1', links: {x: x}, "
+                    f"archives: {{amd64: {{url: http://h/y, sha256: {SHA}}}}}}}\n"),
+            r"a\.yaml: tools\[0\] \(x\): archives: none for linux/arm64, which this variant builds",
+        ),
+        (
+            minimal("a", extra="tools:\n  - {name: x, source: archive, version: '1', url: http://h/x, "
+                    f"sha256: {SHA}, links: {{x: x}}, exclude: ['a b']}}\n"),
+            r"tools\[0\]\.exclude: .*no white space",
+        ),
+        (
+            minimal("a", extra="tools:\n  - {name: jq, source: npm, version: '1', exclude: [docs]}\n"),
+            r"tools\[0\]: .*are for source 'archive' only",
+        ),
+        (
+            minimal("a", extra="tools:\n  - {name: jq, source: apt, version: '1'}\nchecks:\n  commands:\n"
+                    "    - {name: lists, run: jq --help, requires: [jq]}\n"),
+            r"a\.yaml: checks\.commands\[0\] \(lists\): requires: 'jq' is not an optional tool",
+        ),
+        (
             minimal("a", extra="checks:\n  commands:\n    - {name: x, run: true, expect: '('}\n"),
             r"expect: .*regular expression",
         ),
@@ -118,3 +152,19 @@ def test_unknown_variant_selection_names_the_known_ones() -> None:
     variants = load_variants(PROJECT_DIR / "variants", PLATFORMS)
     with pytest.raises(FactoryError, match=r"no variant named 'bsae' \(known: base, systemd, dind\)"):
         variants.select(["bsae"])
+
+
+def test_an_archive_per_architecture_is_chosen_by_the_image_architecture(tmp_path: Path) -> None:
+    other = "b" * 64
+    write(tmp_path, "a", minimal("a", extra=(
+        "tools:\n  - {name: x, source: archive, version: '1', links: {x: bin/x}, archives: "
+        f"{{amd64: {{url: http://h/x-amd64, sha256: {SHA}}}, arm64: {{url: http://h/x-arm64, sha256: {other}}}}}}}\n"
+        f"  - {{name: y, source: archive, version: '2', url: http://h/y, sha256: {SHA}, links: {{y: y}}, "
+        "optional: true}\n"
+        "checks:\n  commands:\n    - {name: y works, run: y, requires: [y]}\n")))
+    variants = load_variants(tmp_path, PLATFORMS)
+    x, y = variants["a"].tools
+    assert x.download_for("arm64") is not None and x.download_for("arm64").url == "http://h/x-arm64"
+    assert x.download_for("amd64").sha256 == SHA  # type: ignore[union-attr]
+    assert y.download_for("arm64").url == y.download_for("amd64").url == "http://h/y"  # type: ignore[union-attr]
+    assert variants["a"].commands[0].requires == ["y"]

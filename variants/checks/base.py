@@ -7,6 +7,7 @@ raising AssertionError and may return a short detail.
 from __future__ import annotations
 
 import os
+import shlex
 
 from builder.engine import commands as tools
 from builder.stages.smoke import Session
@@ -55,3 +56,45 @@ def check_agent_clis_on_plain_exec(session: Session) -> str:
         assert code == 0, f"{cli} is not on the PATH of a plain exec"
         found.append(out.strip())
     return ", ".join(found)
+
+
+# Every package.json of the global npm tree whose `engines.node` this Node doesn't
+# satisfy (judged by npm's own semver), one per line.
+_ENGINE_MISMATCHES = r"""
+const fs = require("fs"), path = require("path");
+const npmRoot = path.dirname(path.dirname(fs.realpathSync(process.argv[1])));
+const semver = require(path.join(npmRoot, "node_modules", "semver"));
+const bad = [];
+function walk(dir) {
+  for (const entry of fs.readdirSync(dir, {withFileTypes: true})) {
+    if (!entry.isDirectory()) continue;
+    const folder = path.join(dir, entry.name);
+    if (entry.name.startsWith("@")) { walk(folder); continue; }
+    const manifest = path.join(folder, "package.json");
+    if (fs.existsSync(manifest)) {
+      const pkg = JSON.parse(fs.readFileSync(manifest, "utf8"));
+      const wanted = pkg.engines && pkg.engines.node;
+      if (typeof wanted === "string" && !semver.satisfies(process.version, wanted, {includePrerelease: true}))
+        bad.push(`${pkg.name}@${pkg.version} wants node ${wanted}`);
+    }
+    if (fs.existsSync(path.join(folder, "node_modules"))) walk(path.join(folder, "node_modules"));
+  }
+}
+walk(process.argv[2]);
+console.log(bad.join("\n"));
+"""
+
+
+def check_npm_tree_is_valid_for_this_node(session: Session) -> str:
+    """`npm ls` finds no invalid or missing package, and no package of the global tree
+    declares an engines.node range that the image's Node doesn't satisfy."""
+    code, out = session.exec(["npm", "ls", "--global", "--all"], timeout=300)
+    assert code == 0, f"npm ls --global --all reports problems: {out.strip()[-800:]}"
+    code, out = session.shell(
+        f"node -e {shlex.quote(_ENGINE_MISMATCHES)} \"$(command -v npm)\" \"$(npm root -g)\"", timeout=300,
+    )
+    assert code == 0, f"the engines check failed to run: {out.strip()[-500:]}"
+    assert not out.strip(), f"engine-mismatched packages under {session.shell('node --version')[1].strip()}: " \
+        f"{out.strip()[:800]}"
+    _, version = session.exec(["node", "--version"])
+    return f"npm tree valid; every engines.node range holds for {version.strip()}"
