@@ -175,7 +175,7 @@ def _tidy(text: str) -> str:
 
 
 # Helper scripts every image on the root gets (children inherit them), in this order.
-HELPERS = ("with-extra-ca", "install-archive", "verify-apt-versions", "prune-foreign-binaries")
+HELPERS = ("with-extra-ca", "install-archive", "verify-apt-versions", "prune-foreign-binaries", "strip-debug-info")
 
 
 def _helper_files(settings: Settings, variant: Variant) -> dict[str, bytes]:

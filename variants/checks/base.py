@@ -98,3 +98,18 @@ def check_npm_tree_is_valid_for_this_node(session: Session) -> str:
         f"{out.strip()[:800]}"
     _, version = session.exec(["node", "--version"])
     return f"npm tree valid; every engines.node range holds for {version.strip()}"
+
+
+def check_npm_binaries_carry_no_debug_sections(session: Session) -> str:
+    """strip-debug-info ran on the global npm tree: no ELF file there keeps DWARF sections,
+    and the agents' binaries still answer."""
+    code, out = session.shell(
+        "find \"$(npm root -g)\" -type f -size +100k | while read -r f; do "
+        "[ \"$(head -c 4 \"$f\" | od -An -c | tr -d ' ')\" = '177ELF' ] || continue; echo ELF; "
+        "readelf -S \"$f\" 2>/dev/null | grep -q ' \\.debug_info' && echo \"DEBUG $f\"; done; true",
+        user="0", timeout=300,
+    )
+    assert code == 0, f"the scan failed: {out.strip()[-500:]}"
+    debug = [line.split(" ", 1)[1] for line in out.splitlines() if line.startswith("DEBUG ")]
+    assert not debug, f"native binaries with debug sections: {', '.join(debug)}"
+    return f"{out.splitlines().count('ELF')} native binaries, none with debug sections"
