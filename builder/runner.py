@@ -24,7 +24,7 @@ from builder.engine import contents, cosign, extra_ca, git, sizes, sources, stat
 from builder.engine import registry as registries
 from builder.engine.contents import read_contents
 from builder.model.allowlist import load_allowlist
-from builder.model.config import Settings
+from builder.model.config import Settings, arch_of
 from builder.model.errors import FactoryError
 from builder.model.graph import Plan, RootImage, RootPins
 from builder.model.loading import load_model
@@ -40,7 +40,7 @@ from builder.model.records import (
     save,
 )
 from builder.model.rendered import RenderedVariant
-from builder.model.variants import Checks, VariantFile, VariantSet, load_variant_files, resolve
+from builder.model.variants import ROOT, Checks, VariantFile, VariantSet, load_variant_files, resolve
 from builder.stages import budget, lock, provenance, root, sbom, sign, smoke
 from builder.stages import build as build_stage
 from builder.stages import bump as bump_stage
@@ -175,11 +175,14 @@ def omitted_tools(variants: VariantSet, plan: Plan, report: Callable[[str], None
     down = sources.unreachable(d.url for tools in optional.values() for t in tools for d in t.downloads.values())
     left_out: dict[str, tuple[str, ...]] = {}
     for name, tools in optional.items():
-        for tool in tools:
-            if (dead := [d.url for d in tool.downloads.values() if d.url in down]) and report:
-                report(f"{name}: optional tool {tool.name} left out: {dead[0]} can't be reached from here")
-        left_out[name] = tuple(sorted(t.name for t in tools if any(d.url in down for d in t.downloads.values())))
-    return {name: tools for name, tools in left_out.items() if optional[name]}
+        if not tools:
+            continue
+        dead = {t.name: [d.url for d in t.downloads.values() if d.url in down] for t in tools}
+        for tool, urls in dead.items():
+            if urls and report:
+                report(f"{name}: optional tool {tool} left out: {urls[0]} can't be reached from here")
+        left_out[name] = tuple(sorted(tool for tool, urls in dead.items() if urls))
+    return left_out
 
 
 def require_all_tools(omitted: dict[str, tuple[str, ...]]) -> None:
@@ -518,12 +521,8 @@ def inherited_layers(record: BuildRecord, builds: list[PlatformBuild]) -> dict[s
     variant on the root): a child's layers start with its parent's."""
     parents = {v.name: v.parent for v in record.variants}
     layers = {b.key: len(b.sizes.layers) for b in [*record.builds, *builds] if b.sizes and b.sizes.layers}
-    counts = {}
-    for build in builds:
-        parent = parents.get(build.variant, "")
-        counts[build.key] = layers.get(f"{parent}/{build.platform.split('/')[1]}", 1) if parent not in ("", "root") \
-            else 1
-    return counts
+    # a parent that isn't a built variant (the root) gave the one root layer
+    return {b.key: layers.get(f"{parents.get(b.variant, ROOT)}/{arch_of(b.platform)}", 1) for b in builds}
 
 
 def weights_of(record: BuildRecord, builds: list[PlatformBuild], threshold_mb: int) -> list[Weights]:

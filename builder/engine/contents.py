@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from builder.engine import commands as tools
 from builder.model import headjack
 from builder.model.records import Weights
+from builder.model.variants import OMITTED_TOOLS_FILE
 
 # Prints, in sections: dpkg's status database; every package.json at the root of a package
 # in the global npm trees (nested node_modules too), after its path; each tool virtualenv's
@@ -44,9 +45,9 @@ comm -23 /tmp/.hjk-big /tmp/.hjk-owned | while read -r f; do
   printf '%s\t%s\n' "$(stat -c %s "$f")" "$(sha256sum "$f")"; done
 rm -f /tmp/.hjk-big /tmp/.hjk-owned
 echo '@@omitted@@'
-cat /usr/local/share/headjack/omitted-tools 2>/dev/null
+cat @OMITTED_TOOLS_FILE@ 2>/dev/null
 true
-"""
+""".replace("@OMITTED_TOOLS_FILE@", OMITTED_TOOLS_FILE)
 
 
 @dataclass(frozen=True)

@@ -7,15 +7,10 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from builder.model.config import Strict
 from builder.model.loading import load_model
-
-ALLOWLIST_FILE = "vulnerability-allowlist.yaml"
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Allowed(Strict):

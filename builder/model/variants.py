@@ -14,9 +14,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from builder.model import headjack
-from builder.model.config import Budget, Platform, arch_of, parse_duration
+from builder.model.config import Budget, Platform, Strict, arch_of, parse_duration
 from builder.model.errors import FactoryError
 from builder.model.loading import load_model
+
+OMITTED_TOOLS_FILE = "/usr/local/share/headjack/omitted-tools"
+"""Where an image lists the optional tools its build left out (written by install-archive)."""
 
 ROOT = "root"
 """The parent name that means 'the factory's root OS image'."""
@@ -27,10 +30,6 @@ RELEASE_PATTERN = re.compile(r"^\d+\.\d+\.\d+$")
 
 LANGUAGE_MANAGERS = {"python": "pyenv", "node": "nodenv", "go": "goenv", "rust": "rustup"}
 """Each preinstallable language and the version manager (a tool of the parent chain) that installs it."""
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _sha256(value: str) -> str:
@@ -482,7 +481,6 @@ def resolve(files: dict[str, tuple[VariantFile, Path]], root_platforms: list[str
         lineage = (*parent.lineage, parent.name) if parent else ()
         _check_language_managers(spec, path, tools, lineage)
         _check_archives_cover(spec, path, platforms)
-        commands = (*(parent.commands if parent else ()), *spec.checks.commands)
         _check_requires(spec, path, tools)
         variant = Variant(
             file=spec, path=path,
@@ -491,7 +489,7 @@ def resolve(files: dict[str, tuple[VariantFile, Path]], root_platforms: list[str
             tools=tools,
             languages=_merge_languages(parent.languages if parent else {}, spec.languages.declared()),
             runtime=spec.runtime or (parent.runtime if parent else Runtime()),
-            commands=commands,
+            commands=(*(parent.commands if parent else ()), *spec.checks.commands),
             files=(*(parent.files if parent else ()), *spec.checks.files),
             env_checks={**(parent.env_checks if parent else {}), **spec.checks.env},
             metadata=_merge_metadata(parent.metadata if parent else MetadataCheck(), spec.checks.metadata),
@@ -509,8 +507,7 @@ def resolve(files: dict[str, tuple[VariantFile, Path]], root_platforms: list[str
 def _check_archives_cover(spec: VariantFile, path: Path, platforms: list[str]) -> None:
     """A tool with per-architecture archives needs one for every platform the variant builds."""
     for index, tool in enumerate(spec.tools):
-        missing = [p for p in platforms if tool.archives and arch_of(p) not in tool.archives]
-        if missing:
+        if tool.archives and (missing := [p for p in platforms if arch_of(p) not in tool.archives]):
             raise FactoryError(f"{path}: tools[{index}] ({tool.name}): archives: none for {', '.join(missing)}, "
                                "which this variant builds")
 

@@ -33,10 +33,9 @@ from builder.engine.containers import Container, remove_labelled
 from builder.model import headjack
 from builder.model.errors import FactoryError
 from builder.model.records import BuildRecord, CheckOutcome, ImageResult, TestResults
-from builder.model.variants import Variant, VariantSet, language_checks
+from builder.model.variants import OMITTED_TOOLS_FILE, Variant, VariantSet, language_checks
 
 RUN_LABEL = headjack.SMOKE_RUN_LABEL
-OMITTED_TOOLS_FILE = "/usr/local/share/headjack/omitted-tools"
 OMITTED_DETAIL = "left out at build time: its source could not be fetched"
 TIMEOUT_EXIT_CODES = (124, 137)
 
