@@ -18,6 +18,7 @@ from rich.table import Table
 from builder import runner
 from builder.engine import auth, commands
 from builder.engine import registry as registry_mod
+from builder.model import starting
 from builder.model.allowlist import load_allowlist, trivy_ignore
 from builder.model.config import CONFIG_ENV, Settings, load_settings
 from builder.model.errors import FactoryError
@@ -246,6 +247,18 @@ network_option = click.option(
     "--network", type=click.Choice(["default", "host", "none"]), default=None,
     help="Network for RUN steps (host: reach mirrors served on this machine's loopback).",
 )
+def client_options(func: F) -> F:
+    """--client and --host-user: who starts the images in the smoke tests."""
+    func = click.option(
+        "--host-user", metavar="NAME",
+        help="Run the Dev Containers CLI as this host user (needed as root: root's uid is never remapped; "
+             "CI runners' own users need nothing).")(func)
+    return click.option(
+        "--client", "clients", multiple=True, type=click.Choice(["headjack", "devcontainer"]),
+        help="Who starts each image (repeatable): Headjack's label rules (the default), and/or the "
+             "Dev Containers CLI as VS Code, Codespaces, DevPod and Headjack's devcontainer mode do.")(func)
+
+
 platform_option = click.option(
     "--platform", "platforms", multiple=True, metavar="OS/ARCH",
     help="Only this platform (repeatable), e.g. linux/arm64. Default: every platform of each variant.",
@@ -453,6 +466,41 @@ def size(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
         out_console.print(report.weights_table(build, weights))
 
 
+@main.command("run-args")
+@click.argument("variant_name", metavar="VARIANT")
+@click.option("--client", "client", type=click.Choice(list(starting.CLIENTS)), default="docker", show_default=True,
+              help="Who starts it: Headjack (labels), Headjack's --image or devcontainer mode, a "
+                   "devcontainer.json, docker or podman.")
+@click.option("--reference", metavar="REF", help="The image to start. Default: the published VARIANT, pinned to "
+              "the digest of the last release (release record), else of its tag in the registry.")
+@registry_option
+@click.option("--readme", "readme", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Instead: write every variant's commands into this file's starting markers (README).")
+@click.pass_context
+@friendly_errors
+def run_args(ctx: click.Context, variant_name: str, client: str, reference: str | None, registry: str | None,
+             readme: Path | None) -> None:
+    """Print how CLIENT starts a published VARIANT: the exact command, or the devcontainer.json.
+
+    Made from the variant's data (its runtime flags, init and devcontainer metadata),
+    never typed by hand; `--readme README.md` writes the README's "Starting the variants".
+    """
+    settings = settings_of(ctx)
+    variants = runner.variants_of(settings)
+    if readme:
+        repository = f"{settings.config.registry or 'ghcr.io'}/{settings.config.namespace}/{settings.config.image}"
+        text = report.starting_markdown(list(variants), repository)
+        try:
+            readme.write_text(report.with_section(readme.read_text(encoding="utf-8"), "starting", text))
+        except ValueError as exc:
+            raise FactoryError(f"{readme}: {exc}") from None
+        note(f"{readme}: start commands of {len(variants.names)} variants written")
+        return
+    variant = variants[variant_name]
+    pinned = reference or runner.published_reference(settings, variant.name, registry)
+    out_console.print(starting.command(variant, pinned, client), markup=False, highlight=False, soft_wrap=True)
+
+
 def write_readme_sizes(readme: Path) -> None:
     release = load(runner.default_release_path(), ReleaseRecord)
     if not any(v.sizes for v in release.variants):
@@ -494,16 +542,20 @@ def lint(ctx: click.Context) -> None:
 @click.option("--jobs", "parallel", type=click.IntRange(1, 8), default=2, show_default=True,
               help="Images tested at the same time.")
 @changed_option
+@client_options
 @dockerfile_options
 @click.pass_context
 @friendly_errors
 def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...], image_ref: str | None,
              record_path: Path | None, results_path: Path | None, junit_path: Path | None, parallel: int,
-             changed_since: str | None) -> None:
+             changed_since: str | None, clients: tuple[str, ...], host_user: str | None) -> None:
     """Smoke-test built images on every platform, started the way Headjack starts them.
 
     Runs each variant's declared checks plus its ancestors', and the runtime
-    check modules in variants/checks/. Exits non-zero if any check fails.
+    check modules in variants/checks/. With `--client devcontainer` each image is
+    also started by the Dev Containers CLI (a devcontainer.json naming only the
+    image) and checked there: the remote user and its uid, the workspace, PID 1,
+    systemd, the inner engine, the agents. Exits non-zero if any check fails.
     """
     settings = settings_of(ctx)
     variants = runner.variants_of(settings)
@@ -520,7 +572,8 @@ def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tupl
         record = load(record_path or runner.default_record_path(), BuildRecord)
         targets = smoke.targets_of(record, names, list(platforms))
     results = runner.test(settings, variants, targets, ConsoleObserver(), parallel=parallel,
-                          results_path=results_path, junit_path=junit_path)
+                          results_path=results_path, junit_path=junit_path,
+                          clients=runner.Clients(clients or ("headjack",), host_user))
     if not results.passed:
         raise FactoryError("smoke tests failed")
 
@@ -573,12 +626,14 @@ def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tup
 @sign_key_option
 @sbom_option
 @budget_option
+@client_options
 @dockerfile_options
 @click.pass_context
 @friendly_errors
 def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...], registry: str | None,
             version: str | None, force: bool, max_parallel: int, network: str | None, require_all_tools: bool,
-            dry_run: bool, sign_key: Path | None, with_sbom: bool, allow_over_budget: bool) -> None:
+            dry_run: bool, sign_key: Path | None, with_sbom: bool, allow_over_budget: bool,
+            clients: tuple[str, ...], host_user: str | None) -> None:
     """The main job: render -> build -> test -> publish, stopping at the first failed stage.
 
     With no --registry and none in factory.yaml, it starts the embedded local
@@ -591,6 +646,7 @@ def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple
     request = runner.ReleaseRequest(
         registry=registry, variant_names=list(variant_names), platforms=list(platforms), force=force,
         max_parallel=max_parallel, network=network, require_all_tools=require_all_tools,
+        clients=runner.Clients(clients or ("headjack",), host_user),
         publish=runner.PublishRequest(version=version, force=force, sign_key=sign_key, with_sbom=with_sbom,
                                       allow_over_budget=allow_over_budget),
     )

@@ -20,11 +20,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from builder.engine import contents, cosign, extra_ca, git, sizes, sources, state
+from builder.engine import contents, cosign, extra_ca, git, oci, sizes, sources, state
+from builder.engine import devcontainer as devcontainer_cli
 from builder.engine import registry as registries
 from builder.engine.contents import read_contents
 from builder.model.allowlist import load_allowlist
-from builder.model.config import Settings, arch_of
+from builder.model.config import Settings, arch_of, load_settings
 from builder.model.errors import FactoryError
 from builder.model.graph import Plan, RootImage, RootPins
 from builder.model.loading import load_model
@@ -37,10 +38,11 @@ from builder.model.records import (
     TagPlan,
     TestResults,
     Weights,
+    load,
     save,
 )
 from builder.model.rendered import RenderedVariant
-from builder.model.variants import ROOT, Checks, VariantFile, VariantSet, load_variant_files, resolve
+from builder.model.variants import ROOT, Checks, VariantFile, VariantSet, client_tools, load_variant_files, resolve
 from builder.stages import budget, lock, provenance, root, sbom, sign, smoke
 from builder.stages import build as build_stage
 from builder.stages import bump as bump_stage
@@ -111,6 +113,25 @@ def registry_address(settings: Settings, override: str | None) -> str:
     """The registry a command talks to: --registry, the config's, or the embedded one's address.
     A look-up only: nothing is started."""
     return registries.chosen(settings, override) or registries.embedded(settings).address
+
+
+def published_reference(settings: Settings, variant: str, override: str | None) -> str:
+    """VARIANT's published image pinned by digest: the last release's (when it published that
+    variant to this registry), else what its tag points at now."""
+    repo = repository(settings, registry_address(settings, override))
+    path = default_release_path()
+    if path.is_file():
+        release = load(path, ReleaseRecord)
+        for published in release.variants:
+            if published.variant == variant and published.repository == repo:
+                return published.pinned
+    tagged = f"{repo}:{variant}"
+    try:
+        digest = str(oci.inspect(tagged).digest)
+    except FactoryError as exc:
+        raise FactoryError(f"{tagged} is not published ({exc}); release it, or name an image with --reference") \
+            from None
+    return f"{tagged}@{digest}"
 
 
 def start_registry(settings: Settings, override: str | None) -> str:
@@ -242,13 +263,15 @@ def bump(settings: Settings, request: BumpRequest, observer: Observer) -> BumpOu
     """Ask every selected tool's source for its newest allowed release; unless it is a dry
     run, write the moves into the variant files and the lock, all of them or nothing."""
     variants = variants_of(settings)
-    chosen = bump_stage.selected_tools(variants, request.only, settings.config.bump.groups, request.group)
+    chosen = bump_stage.selected_tools(variants, request.only, settings.config.bump.groups, request.group,
+                                       client_tools(settings.config))
     observer.note(f"asking the sources of {len(chosen)} tool(s)")
     bumps = bump_stage.check_all(settings, chosen, dt.datetime.now(dt.UTC))
     if request.dry_run or any(b.unreachable for b in bumps) or not any(b.moves for b in bumps):
         return BumpOutcome(bumps, [])
-    files, undo = bump_stage.apply(variants, bumps)
+    files, undo = bump_stage.apply(variants, bumps, settings.file_declaring("clients"))
     try:
+        settings = load_settings(settings.overlay_path, settings.project_dir)  # a client's pin may have moved
         edited = variants_of(settings)  # the edited files must still load
         lock.update(settings, edited, None, lock.root_pins(settings), verify_tools=False)
     except BaseException:
@@ -297,18 +320,32 @@ def build(
     return record
 
 
+@dataclass(frozen=True)
+class Clients:
+    """Who starts the images in the smoke tests, and as which host user the Dev Containers CLI runs."""
+
+    names: tuple[str, ...] = ("headjack",)
+    host_user: str | None = None
+
+
 def test(
     settings: Settings, variants: VariantSet, targets: list[smoke.Target], observer: Observer, *,
     parallel: int = 2, results_path: Path | None = None, junit_path: Path | None = None,
+    clients: Clients = Clients(),
 ) -> TestResults:
-    """Smoke-test TARGETS (holding the state folder's test lock); save the results (and JUnit
-    XML when asked)."""
+    """Smoke-test TARGETS with each client (holding the state folder's test lock); save the
+    results (and JUnit XML when asked)."""
     if not targets:
         raise FactoryError("nothing to test: the build record has no built image for that selection")
-    observer.note(f"testing {len(targets)} image(s)")
+    options = None
+    if "devcontainer" in clients.names:
+        options = smoke.ClientOptions(cli=devcontainer_cli.cli_path(settings.project_dir), host_user=clients.host_user)
+        observer.note(f"Dev Containers CLI {devcontainer_cli.cli_version(options.cli)}, run as "
+                      f"{clients.host_user or 'this user'}")
+    observer.note(f"testing {len(targets)} image(s) with {' and '.join(clients.names)}")
     with state.exclusive("test", wait=False):
         results = smoke.run_tests(variants, targets, settings.variants_dir / "checks", parallel=parallel,
-                                  on_result=observer.image_tested)
+                                  on_result=observer.image_tested, clients=clients.names, devcontainer=options)
     saved = save(results, results_path or default_results_path())
     if junit_path:
         junit_path.parent.mkdir(parents=True, exist_ok=True)
@@ -402,6 +439,7 @@ class ReleaseRequest:
     max_parallel: int = 2
     network: str | None = None
     require_all_tools: bool = False
+    clients: Clients = Clients()
     publish: PublishRequest = field(default_factory=PublishRequest)
 
 
@@ -419,7 +457,7 @@ def release(settings: Settings, request: ReleaseRequest, observer: Observer) -> 
                                                             check_lock=False)))
     targets = smoke.targets_of(record, [], [])
     results = _stage(observer, "test", lambda: _passed(test(settings, prepared.variants, targets, observer,
-                                                            parallel=request.max_parallel)))
+                                                            parallel=request.max_parallel, clients=request.clients)))
     load_allowlist(settings.allowlist_path)  # a malformed allow-list fails here, not in CI
     observer.stage("scan", NO_LOCAL_SCAN)
     # a release publishes what was asked for, like `publish --variant`; ancestors were only built on

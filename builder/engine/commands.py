@@ -9,6 +9,7 @@ python-on-whales and testcontainers run Docker too; their adapters
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import subprocess
@@ -242,3 +243,17 @@ def stop_children(sig: int = signal.SIGINT) -> list[int]:
             except OSError:
                 pass
     return signalled
+
+
+def run_as(user: str | None, argv: list[str]) -> list[str]:
+    """ARGV run as USER (a host account): through runuser when we are root, unchanged when
+    USER is None or already us; anything else is refused rather than run as the wrong user."""
+    if user is None or pwd.getpwuid(os.geteuid()).pw_name == user:
+        return argv
+    if os.geteuid() != 0:
+        raise FactoryError(f"running as host user '{user}' needs root (runuser); run as that user instead")
+    try:
+        pwd.getpwnam(user)
+    except KeyError:
+        raise FactoryError(f"host user '{user}' does not exist (create it: useradd -m -G docker {user})") from None
+    return [require("runuser"), "-u", user, "--", *argv]

@@ -173,6 +173,18 @@ class BumpConfig(Strict):
         return value
 
 
+class Client(Strict):
+    """A program the images are started with in the tests (the Dev Containers CLI): pinned
+    here, locked like a tool, installed by `make setup` into .tools/, moved by `bump`."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,40}$")
+    source: Literal["npm"] = "npm"
+    package: str = Field(min_length=1)
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    update: Literal["latest", "minor", "patch", "pinned"] = "latest"
+    min_age: str | None = None
+
+
 class FactoryConfig(Strict):
     registry: str | None = None
     """Registry host (ghcr.io, localhost:5000...). None: the embedded local registry."""
@@ -195,6 +207,8 @@ class FactoryConfig(Strict):
     budgets: dict[str, Budget] = Field(default_factory=dict)
     """Variant -> the most its images may weigh; a release over budget stops before publish."""
     bump: BumpConfig = Field(default_factory=BumpConfig)
+    clients: list[Client] = Field(default_factory=list)
+    """Clients the tests start the images with, beside Headjack's own rules."""
     vulnerability_allowlist: str = "vulnerability-allowlist.yaml"
     """Findings the scans accept for now, each with a reason and an expiry."""
 
@@ -274,6 +288,12 @@ class Settings(BaseModel):
         if not path.is_dir():
             raise FactoryError(f"language_sources.python_definitions: {path} is not a folder")
         return path
+
+    def file_declaring(self, key: str) -> Path:
+        """The config file whose KEY is in force: the overlay's when it sets KEY, else factory.yaml."""
+        if self.overlay_path is not None and key in read_yaml(self.overlay_path):
+            return self.overlay_path
+        return self.project_dir / CONFIG_FILE
 
     def _base_for(self, key: str) -> Path:
         """Relative paths resolve against the file that set them."""

@@ -173,10 +173,13 @@ class ImageResult(Record):
     platform: str
     reference: str
     checks: list[CheckOutcome]
+    client: Literal["headjack", "devcontainer"] = "headjack"
+    """Who started the image: Headjack's label rules, or the Dev Containers CLI."""
     error: str | None = None
     """Set when the image could not be started or checked at all."""
     started_as: list[str] = Field(default_factory=list)
-    """The `docker run` arguments Headjack's rules gave (container name and workspace aside)."""
+    """The `docker run` arguments Headjack's rules gave (container name and workspace aside),
+    or the Dev Containers CLI command."""
     deviation: str | None = None
     """What this host forced to differ from Headjack's start (a refused --privileged), if anything."""
     logs: str | None = None

@@ -6,6 +6,7 @@ This module knows nothing of Docker or Jinja: it only reads, checks and merges.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -13,8 +14,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from builder.model import devcontainer as dc
 from builder.model import headjack
-from builder.model.config import Budget, Platform, Strict, arch_of, parse_duration
+from builder.model.config import Budget, FactoryConfig, Platform, Strict, arch_of, parse_duration
 from builder.model.errors import FactoryError
 from builder.model.loading import load_model
 
@@ -151,6 +153,17 @@ class Tool(Strict):
     @property
     def check_command(self) -> str:
         return self.check or f"{self.name} --version"
+
+
+CLIENTS = "_clients"
+"""Where the factory's clients sit among the variants' tools in the lock and in `bump`
+(no variant name starts with `_`)."""
+
+
+def client_tools(config: FactoryConfig) -> tuple[Tool, ...]:
+    """The factory's clients (config `clients:`) as the tools they are to the lock and bump."""
+    return tuple(Tool(name=c.name, source=c.source, package=c.package, version=c.version, update=c.update,
+                      min_age=c.min_age) for c in config.clients)
 
 
 class Runtime(Strict):
@@ -299,6 +312,9 @@ class VariantFile(Strict):
     languages: Languages = Field(default_factory=Languages)
     env: dict[str, str] = Field(default_factory=dict)
     runtime: Runtime | None = None
+    devcontainer: dc.ImageMetadata | None = None
+    """This variant's own entry of the `devcontainer.metadata` label (Dev Containers clients
+    read it); its ancestors' entries come before it in the label."""
     checks: Checks = Field(default_factory=Checks)
     fragments: Fragments = Field(default_factory=Fragments)
     context_files: str | None = None
@@ -314,8 +330,9 @@ class VariantFile(Strict):
         return self
 
     uid: int = Field(default=1000, ge=1)
-    """UID and GID of `user`. The image's USER is the bare UID: with `uid:gid` the
-    engine would drop the user's supplementary groups (docker, for dind)."""
+    """UID and GID of `user`. The image's USER is the name (not `uid:gid`, with which the
+    engine would drop the user's supplementary groups): Dev Containers clients remap
+    only a user they find by name in /etc/passwd."""
 
 
 class Variant(BaseModel):
@@ -333,6 +350,8 @@ class Variant(BaseModel):
     languages: dict[str, tuple[str, ...]]
     """Language -> installed versions, inherited ones included; the first is the default."""
     runtime: Runtime
+    devcontainer: tuple[dc.ImageMetadata, ...]
+    """The `devcontainer.metadata` entries: ancestors' first, then its own."""
     commands: tuple[CommandCheck, ...]
     files: tuple[FileCheck, ...]
     env_checks: dict[str, str]
@@ -482,13 +501,19 @@ def resolve(files: dict[str, tuple[VariantFile, Path]], root_platforms: list[str
         _check_language_managers(spec, path, tools, lineage)
         _check_archives_cover(spec, path, platforms)
         _check_requires(spec, path, tools)
+        inherited_entries = parent.devcontainer if parent else ()
+        _check_devcontainer_entry(spec, path, inherited_entries)
+        entries = (*inherited_entries, *([spec.devcontainer] if spec.devcontainer else []))
+        runtime = spec.runtime or (parent.runtime if parent else Runtime())
+        _check_init_survives_clients(path, runtime, entries)
         variant = Variant(
             file=spec, path=path,
             lineage=lineage,
             platforms=tuple(platforms),
             tools=tools,
             languages=_merge_languages(parent.languages if parent else {}, spec.languages.declared()),
-            runtime=spec.runtime or (parent.runtime if parent else Runtime()),
+            runtime=runtime,
+            devcontainer=entries,
             commands=(*(parent.commands if parent else ()), *spec.checks.commands),
             files=(*(parent.files if parent else ()), *spec.checks.files),
             env_checks={**(parent.env_checks if parent else {}), **spec.checks.env},
@@ -502,6 +527,31 @@ def resolve(files: dict[str, tuple[VariantFile, Path]], root_platforms: list[str
     # dependency order: parents before children, stable by file name otherwise
     ordered = sorted(resolved.values(), key=lambda v: (len(v.lineage), v.name))
     return VariantSet({v.name: v for v in ordered})
+
+
+def _check_devcontainer_entry(
+    spec: VariantFile, path: Path, inherited: tuple[dc.ImageMetadata, ...],
+) -> None:
+    """A child adds to its ancestors' entries and never repeats them: the label carries
+    theirs already, and a repeated value would hide which layer asks for it."""
+    if spec.devcontainer is None:
+        return
+    before = dc.merged(inherited)
+    for key, value in spec.devcontainer.as_json().items():
+        if key in before and before[key] == value:
+            raise FactoryError(f"{path}: devcontainer.{key}: repeats what an ancestor's entry already says "
+                               f"({json.dumps(value)}); leave it out")
+
+
+def _check_init_survives_clients(
+    path: Path, runtime: Runtime, entries: tuple[dc.ImageMetadata, ...],
+) -> None:
+    """An init image must tell Dev Containers clients to keep its ENTRYPOINT: without
+    `overrideCommand: false` they start their own keep-alive shell as PID 1 instead."""
+    if runtime.init and dc.merged(entries).get("overrideCommand") is not False:
+        raise FactoryError(f"{path}: devcontainer.overrideCommand: an image with an init "
+                           f"({' '.join(runtime.init)}) needs `overrideCommand: false`, or Dev Containers "
+                           "clients replace its PID 1 with their own shell")
 
 
 def _check_archives_cover(spec: VariantFile, path: Path, platforms: list[str]) -> None:

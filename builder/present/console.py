@@ -40,7 +40,8 @@ def test_results(results: TestResults) -> None:
     show(report.test_summary(results))
     for image in results.images:
         if image.deviation:
-            note(f"[yellow]{image.variant} {image.platform}: started as Headjack does, except: "
+            who = "Headjack" if image.client == "headjack" else "the Dev Containers CLI"
+            note(f"[yellow]{image.variant} {image.platform}: started as {who} does, except: "
                  f"{escape(image.deviation)}[/]")
         if image.error:
             note(f"[red]{image.variant} {image.platform}: {escape(image.error)}[/]")
@@ -85,7 +86,8 @@ class ConsoleObserver:
     def image_tested(self, result: ImageResult) -> None:
         failed = sum(c.status == "failed" for c in result.checks)
         word = "[green]passed[/]" if result.passed else "[red]FAILED[/]"
-        note(f"{result.variant} {result.platform}: {word} ({len(result.checks)} checks, {failed} failed)")
+        note(f"{result.variant} {result.platform} ({result.client}): {word} ({len(result.checks)} checks, "
+             f"{failed} failed)")
 
     def tested(self, results: TestResults, saved: Path, junit: Path | None) -> None:
         test_results(results)

@@ -15,8 +15,10 @@ from rich.live import Live
 from rich.markup import escape
 from rich.table import Table
 
+from builder.model import starting
 from builder.model.graph import Plan
 from builder.model.records import BuildRecord, Bump, PlatformBuild, ReleaseRecord, TestResults, Weights
+from builder.model.variants import Variant
 
 STYLES = {
     "waiting": "dim", "building": "cyan", "built": "green", "reused": "green",
@@ -138,12 +140,13 @@ def plan_table(plan: Plan, statuses: dict[str, str] | None = None) -> Table:
 
 
 def test_summary(results: TestResults) -> Table:
-    table = Table("variant", "platform", "image", "checks", "failed", "omitted", "result", title="smoke tests")
+    table = Table("variant", "platform", "started by", "image", "checks", "failed", "omitted", "result",
+                  title="smoke tests")
     for image in results.images:
         failed = sum(c.status == "failed" for c in image.checks) + (1 if image.error else 0)
         omitted = sum(c.status == "omitted" for c in image.checks)
         table.add_row(
-            image.variant, image.platform, short_digest(image.reference.split("@")[-1]),
+            image.variant, image.platform, image.client, short_digest(image.reference.split("@")[-1]),
             str(len(image.checks)), str(failed), str(omitted),
             "[green]passed[/]" if image.passed else "[bold red]FAILED[/]",
         )
@@ -181,12 +184,39 @@ def sizes_markdown(release: ReleaseRecord) -> str:
 SIZES_START, SIZES_END = "<!-- sizes:start -->", "<!-- sizes:end -->"
 
 
+def with_section(document: str, name: str, text: str) -> str:
+    """DOCUMENT with the text between the `<!-- NAME:start -->` and `<!-- NAME:end -->` markers
+    replaced by TEXT."""
+    first, last = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    start, end = document.find(first), document.find(last)
+    if start < 0 or end < start:
+        raise ValueError(f"no {first} ... {last} markers")
+    return document[: start + len(first)] + "\n" + text + "\n" + document[end:]
+
+
 def with_sizes(document: str, table: str) -> str:
     """DOCUMENT with the text between the sizes markers replaced by TABLE."""
-    start, end = document.find(SIZES_START), document.find(SIZES_END)
-    if start < 0 or end < start:
-        raise ValueError(f"no {SIZES_START} ... {SIZES_END} markers")
-    return document[: start + len(SIZES_START)] + "\n" + table + "\n" + document[end:]
+    return with_section(document, "sizes", table)
+
+
+CLIENT_TITLES = {
+    "headjack": "Headjack, reading the image's labels",
+    "headjack-image": "Headjack's --image mode (reads no labels: runtime flags after --)",
+    "headjack-devcontainer": "Headjack's devcontainer mode",
+    "devcontainer": "the Dev Containers CLI (VS Code, Codespaces and DevPod read the same file)",
+    "docker": "docker run",
+    "podman": "podman run",
+}
+
+
+def starting_markdown(variants: list[Variant], repository: str) -> str:
+    """Every variant's start command per client, one block per variant, for the README."""
+    parts = []
+    for variant in variants:
+        reference = f"{repository}:{variant.name}"
+        lines = [f"# {CLIENT_TITLES[c]}\n{starting.command(variant, reference, c)}" for c in starting.CLIENTS]
+        parts.append(f"`{variant.name}`:\n\n```sh\n" + "\n\n".join(lines) + "\n```")
+    return "\n\n".join(parts)
 
 
 def weights_table(build: PlatformBuild, weights: Weights) -> Table:

@@ -26,7 +26,7 @@ from builder.engine import releases
 from builder.model.config import Settings, parse_duration
 from builder.model.errors import FactoryError
 from builder.model.records import Bump
-from builder.model.variants import Tool, VariantSet
+from builder.model.variants import CLIENTS, Tool, VariantSet
 
 
 def _version(text: str) -> Version | None:
@@ -140,15 +140,16 @@ def check_tool(tool: Tool, variant: str, settings: Settings, now: dt.datetime) -
 
 
 def selected_tools(variants: VariantSet, only: Iterable[str], groups: dict[str, list[str]],
-                   group: str | None) -> list[tuple[str, Tool]]:
-    """(variant, tool) for every tool the variant files pin, narrowed by --only and --group."""
+                   group: str | None, clients: Iterable[Tool] = ()) -> list[tuple[str, Tool]]:
+    """(variant, tool) for every tool the variant files pin (and the factory's clients, under
+    CLIENTS), narrowed by --only and --group."""
     wanted = set(only)
     if group is not None:
         if group not in groups:
             known = ", ".join(sorted(groups)) or "none"
             raise FactoryError(f"bump.groups has no group '{group}' (groups: {known})")
         wanted |= set(groups[group])
-    pinned = [(v.name, t) for v in variants for t in v.own_tools]
+    pinned = [(v.name, t) for v in variants for t in v.own_tools] + [(CLIENTS, t) for t in clients]
     unknown = wanted - {t.name for _, t in pinned}
     if unknown:
         raise FactoryError(f"no variant pins a tool named {', '.join(sorted(unknown))}")
@@ -170,15 +171,16 @@ def _round_trip() -> YAML:
     return yaml
 
 
-def edited_text(path: Path, bumps: list[Bump]) -> str:
-    """PATH's text with each bump's version (and url, sha256) written into its tool entry."""
+def edited_text(path: Path, bumps: list[Bump], key: str = "tools") -> str:
+    """PATH's text with each bump's version (and url, sha256) written into its entry under KEY
+    (a variant file's `tools`, the factory's `clients`)."""
     yaml = _round_trip()
     document = yaml.load(path.read_text(encoding="utf-8"))
-    entries = {entry.get("name"): entry for entry in document.get("tools") or []}
+    entries = {entry.get("name"): entry for entry in document.get(key) or []}
     for bump in bumps:
         entry = entries.get(bump.tool)
         if entry is None:
-            raise FactoryError(f"{path}: tools: no entry named '{bump.tool}' to bump")
+            raise FactoryError(f"{path}: {key}: no entry named '{bump.tool}' to bump")
         entry["version"] = type(entry["version"])(bump.target) if isinstance(entry["version"], str) else bump.target
         if bump.url:
             entry["url"] = bump.url
@@ -216,11 +218,17 @@ def write_all(texts: dict[Path, str]) -> Callable[[], None]:
     return undo
 
 
-def apply(variants: VariantSet, bumps: list[Bump]) -> tuple[list[Path], Callable[[], None]]:
-    """Write the moving bumps into their variant files; returns the files and an undo."""
+def apply(variants: VariantSet, bumps: list[Bump], clients_file: Path | None = None,
+          ) -> tuple[list[Path], Callable[[], None]]:
+    """Write the moving bumps into their variant files (a client's into CLIENTS_FILE, the
+    config file declaring `clients`); returns the files and an undo."""
     by_file: dict[Path, list[Bump]] = {}
     for bump in bumps:
         if bump.moves:
-            by_file.setdefault(variants[bump.variant].path, []).append(bump)
-    texts = {path: edited_text(path, items) for path, items in by_file.items()}
+            if bump.variant == CLIENTS and clients_file is None:
+                raise FactoryError(f"no config file declares the client '{bump.tool}'")
+            path = clients_file if bump.variant == CLIENTS and clients_file else variants[bump.variant].path
+            by_file.setdefault(path, []).append(bump)
+    texts = {path: edited_text(path, items, "clients" if path == clients_file else "tools")
+             for path, items in by_file.items()}
     return list(texts), write_all(texts)

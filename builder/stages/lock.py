@@ -27,7 +27,7 @@ from builder.engine import oci
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
 from builder.model.graph import RootPins, package_moves
-from builder.model.variants import Tool, VariantSet
+from builder.model.variants import CLIENTS, Tool, VariantSet, client_tools
 
 LOCK_FILE = "images.lock.yaml"
 HEADER = "# Written by `hjk-images lock`: every input that can move. Review its diffs; don't edit it by hand.\n"
@@ -51,9 +51,14 @@ def _tool_entry(tool: Tool) -> dict[str, Any]:
     return entry
 
 
-def declared_tools(variants: VariantSet) -> dict[str, dict[str, dict[str, Any]]]:
-    """What the variant files say: variant -> its own tools -> their pins."""
-    return {v.name: {t.name: _tool_entry(t) for t in v.own_tools} for v in variants if v.own_tools}
+def declared_tools(variants: VariantSet, settings: Settings | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """What the variant files say: variant -> its own tools -> their pins; the factory's
+    clients under CLIENTS."""
+    declared = {v.name: {t.name: _tool_entry(t) for t in v.own_tools} for v in variants if v.own_tools}
+    clients = client_tools(settings.config) if settings else ()
+    if clients:
+        declared[CLIENTS] = {t.name: _tool_entry(t) for t in clients}
+    return declared
 
 
 def _bootstrap_inputs(settings: Settings) -> dict[str, Any]:
@@ -113,7 +118,7 @@ def resolve(
     settings: Settings, variants: VariantSet, verify_tools: bool = True, pins: RootPins | None = None,
 ) -> dict[str, Any]:
     platforms = {p for v in variants for p in v.platforms}
-    tools_now = declared_tools(variants)
+    tools_now = declared_tools(variants, settings)
     if verify_tools:
         for variant, entries in tools_now.items():
             for name, entry in entries.items():
@@ -176,7 +181,7 @@ def stale_tools(settings: Settings, variants: VariantSet) -> list[str]:
     locked = read(path)
     locked_tools: dict[str, dict[str, Any]] = locked["tools"]
     problems = []
-    for variant, entries in declared_tools(variants).items():
+    for variant, entries in declared_tools(variants, settings).items():
         for name, entry in entries.items():
             if locked_tools.get(variant, {}).get(name) != entry:
                 problems.append(f"{variant}/{name}")

@@ -16,7 +16,7 @@ from typing import Any
 
 import jinja2
 
-from builder.model import headjack
+from builder.model import devcontainer, headjack
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
 from builder.model.graph import stage_arg
@@ -33,9 +33,26 @@ RENDERED_DIR = "rendered"
 
 
 def double_quoted(value: object) -> str:
-    """A Dockerfile double-quoted string (ENV, LABEL). `$` stays live so build args expand."""
+    """A Dockerfile double-quoted string (ENV). `$` stays live so build args expand."""
     text = str(value).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{text}"'
+
+
+BUILD_ARG_VALUES = frozenset({"${BUILD_REVISION}", "${BUILD_VERSION}", "${BUILD_CREATED}",
+                              "${BASE_IMAGE}", "${BASE_DIGEST}"})
+"""Label values that are the pipeline's own build arguments: the only ones that expand."""
+
+
+def label_quoted(value: str) -> str:
+    """A LABEL value: our build-arg references expand; anything else (variant data, JSON with
+    `${devcontainerId}` in it) is written literally, `$` included."""
+    if value in BUILD_ARG_VALUES:
+        return double_quoted(value)
+    return double_quoted(value).replace("$", "\\$")
+
+
+def quoted_labels(labels: dict[str, str]) -> dict[str, str]:
+    return {key: label_quoted(value) for key, value in sorted(labels.items())}
 
 
 @functools.cache
@@ -80,6 +97,7 @@ def image_labels(variant: Variant, settings: Settings) -> dict[str, str]:
         "org.opencontainers.image.base.digest": "${BASE_DIGEST}",
         headjack.VARIANT_LABEL: variant.name,
         **runtime_labels(variant.runtime),
+        **({devcontainer.LABEL: devcontainer.label_value(variant.devcontainer)} if variant.devcontainer else {}),
         **cfg.labels,
     }
 
@@ -101,7 +119,7 @@ def _context(variant: Variant, settings: Settings) -> dict[str, Any]:
         "runtime": variant.file.runtime,
         # Headjack starts PID 1 as the image's USER: an image with an init ends as root
         "pid1_user": "0" if variant.runtime.init else None,
-        "labels": image_labels(variant, settings),
+        "labels": quoted_labels(image_labels(variant, settings)),
         "ca_in_image": settings.config.ca_in_image,
         "helpers": HELPERS if variant.parent == ROOT else (),
         "languages": language_steps(variant, settings),
@@ -281,7 +299,7 @@ def render_dockerfile(variant: Variant, settings: Settings) -> RenderedVariant:
 
     body = FROM_LINE.sub(pin, text)
     args = "".join(f"ARG {stage_arg(v)}\n" for v in found.uses)
-    labels = " \\\n      ".join(f"{k}={double_quoted(v)}" for k, v in sorted(image_labels(variant, settings).items()))
+    labels = " \\\n      ".join(f"{k}={v}" for k, v in quoted_labels(image_labels(variant, settings)).items())
     dockerfile = (
         f"# {variant.name}: built by hjk-images from {path.name}; every FROM naming a factory image is pinned.\n"
         "ARG BASE_IMAGE\n" + args + body.rstrip() + "\n\n"

@@ -98,7 +98,7 @@ def test_install_steps_use_the_configured_sources_and_mount_the_installer(tmp_pa
     settings = load_settings(config, project_dir=PROJECT_DIR)
     rendered = render_variant(load_variants(settings.variants_dir, PLATFORMS)["team"], settings)
     text = rendered.dockerfile
-    assert text.index("USER 1000") < text.index("install-language python")
+    assert text.index("USER developer") < text.index("install-language python")
     assert (
         "RUN --mount=type=secret,id=extra_ca,uid=1000 \\\n"
         f"    --mount=type=bind,source={LANGUAGE_FILES},target=/mnt \\\n"
@@ -164,5 +164,5 @@ def test_rendered_fragments_are_marked(tmp_path: Path) -> None:
     shutil.copytree(fixtures / "variants", tmp_path / "variants")
     settings = load_settings(tmp_path / "fixture.yaml", project_dir=PROJECT_DIR)
     text = render_variant(load_variants(settings.variants_dir, PLATFORMS)["tiny"], settings).dockerfile
-    assert ("# fragment: fragments/tiny.j2\nRUN echo tiny > /etc/tiny-release\n\n"
-            "# end of fragment: fragments/tiny.j2\n") in text
+    assert "# fragment: fragments/tiny.j2\nRUN echo tiny > /etc/tiny-release \\\n" in text
+    assert " && install -d -o developer -g developer /workspace\n\n# end of fragment: fragments/tiny.j2\n" in text

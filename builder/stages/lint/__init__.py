@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from builder.engine import commands as tools
-from builder.model import headjack
+from builder.model import devcontainer, headjack
 from builder.model.config import Settings
 from builder.model.rendered import RenderedVariant
 from builder.stages.lint.workflows import check_workflow, makefile_targets
@@ -46,16 +46,17 @@ def _instructions(dockerfile: str) -> list[tuple[str, str]]:
 
 
 def contract_problems(dockerfile: str) -> list[str]:
-    """What would stop Headjack from starting the image, read from the rendered Dockerfile:
-    an init with no flags label, an init whose USER can't run it, a flags label that
-    isn't key=value pairs."""
+    """What would stop Headjack or a Dev Containers client from starting the image, read from
+    the rendered Dockerfile: an init with no flags label, an init whose USER can't run it, a
+    flags label that isn't key=value pairs, a devcontainer.metadata label that isn't the
+    specification's JSON, an init that such a client would replace."""
     labels: dict[str, str] = {}
     user = ""
     for instruction, arguments in _instructions(dockerfile):
         if instruction == "LABEL":
             for token in shlex.split(arguments):
                 key, _, value = token.partition("=")
-                labels[key] = value
+                labels[key] = value.replace("\\$", "$")  # a literal `$` is written `\$`
         elif instruction == "USER":
             user = arguments.split(":")[0]
     problems = []
@@ -65,6 +66,15 @@ def contract_problems(dockerfile: str) -> list[str]:
                 headjack.check_flags(value)
             except headjack.ContractError as exc:
                 problems.append(f"label {key}: {exc}")
+    if devcontainer.LABEL in labels:
+        try:
+            entries = devcontainer.parse_label(labels[devcontainer.LABEL])
+        except ValueError as exc:  # pydantic's ValidationError is a ValueError
+            problems.append(f"label {devcontainer.LABEL}: {str(exc).splitlines()[0]}")
+        else:
+            if headjack.INIT_LABEL in labels and devcontainer.merged(entries).get("overrideCommand") is not False:
+                problems.append(f"{headjack.INIT_LABEL} is set but {devcontainer.LABEL} lacks overrideCommand false: "
+                                "Dev Containers clients would replace the init with their own shell")
     if headjack.INIT_LABEL in labels:
         if not any(headjack.flags_label(r) in labels for r in ("docker", "podman")):
             problems.append(f"{headjack.INIT_LABEL} is set but neither {headjack.flags_label('docker')} "

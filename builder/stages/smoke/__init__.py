@@ -19,7 +19,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,6 +30,7 @@ from typing import Any
 from builder.engine import commands as tools
 from builder.engine import oci
 from builder.engine.containers import Container, remove_labelled
+from builder.engine.devcontainer import remove as remove_dev_containers
 from builder.model import headjack
 from builder.model.errors import FactoryError
 from builder.model.records import BuildRecord, CheckOutcome, ImageResult, TestResults
@@ -60,6 +61,7 @@ class ImageFacts:
     labels: dict[str, str]
     env: dict[str, str]
     architecture: str
+    entrypoint: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, reference: str, platform: str) -> ImageFacts:
@@ -72,7 +74,7 @@ class ImageFacts:
         return cls(
             user=config.get("User") or "", workdir=config.get("WorkingDir") or "",
             stop_signal=config.get("StopSignal") or "", labels=config.get("Labels") or {},
-            env=env, architecture=raw.get("Architecture", ""),
+            env=env, architecture=raw.get("Architecture", ""), entrypoint=tuple(config.get("Entrypoint") or ()),
         )
 
 
@@ -127,6 +129,16 @@ def headjack_run(labels: dict[str, str], reference: str) -> headjack.HeadjackRun
         return headjack.plan_run(labels, "docker", privileged_refused=refused)
     except headjack.ContractError as exc:
         raise FactoryError(f"image {reference}: {exc}") from None
+
+
+@dataclass(frozen=True)
+class ClientOptions:
+    """How the Dev Containers client runs: which CLI, and as which host user."""
+
+    cli: str
+    """The devcontainer executable (the project's pinned one)."""
+    host_user: str | None
+    """The host account that runs the CLI (None: whoever runs us)."""
 
 
 class Omitted(Exception):
@@ -303,10 +315,10 @@ def runtime_checks(variant: Variant, session: Session, checks_dir: Path) -> list
 
 def _wait_ready(container: Container, run: headjack.HeadjackRun, timeout: int) -> None:
     """Wait until a readiness command succeeds; fail at once if the container exits."""
-    if run.has_init:
-        probe = ["bash", "-c", "case $(systemctl is-system-running) in running|degraded) exit 0;; esac; exit 1"]
-    else:
-        probe = ["true"]
+    probe = ["true"]
+    if run.has_init:  # an init that is systemd is ready when systemd says so
+        probe = ["sh", "-c", "command -v systemctl >/dev/null || exit 0; "
+                 "case $(systemctl is-system-running) in running|degraded) exit 0;; esac; exit 1"]
     deadline = time.monotonic() + timeout
     pause = threading.Event()
     while True:
@@ -395,27 +407,55 @@ def check_image(variant: Variant, target: Target, run_id: str, checks_dir: Path)
                            checks=[], error=str(exc))
 
 
+CLIENTS = ("headjack", "devcontainer")
+"""Who starts the images: Headjack's label rules (always), the Dev Containers CLI (asked for)."""
+
+
 def run_tests(
     variants: VariantSet, targets: list[Target], checks_dir: Path, *, parallel: int = 2,
     on_result: Callable[[ImageResult], None] = lambda _r: None,
+    clients: Sequence[str] = ("headjack",), devcontainer: ClientOptions | None = None,
 ) -> TestResults:
+    """Every target started by each of CLIENTS: Headjack's label rules, the Dev Containers CLI
+    (with DEVCONTAINER's options); a container per client, one after the other."""
+    from builder.stages.smoke.devcontainer import check_image_devcontainer, check_options
+
     tools.ensure_docker()
+    unknown = [c for c in clients if c not in CLIENTS]
+    if unknown or not clients:
+        raise FactoryError(f"unknown client {', '.join(unknown) or '(none)'} (known: {', '.join(CLIENTS)})")
+    if "devcontainer" in clients:
+        if devcontainer is None:
+            raise FactoryError("the devcontainer client needs its options (the CLI to run)")
+        check_options(devcontainer)
     run_id = uuid.uuid4().hex[:12]
+
+    def both(target: Target) -> list[ImageResult]:
+        variant = variants[target.variant]
+        results = []
+        if "headjack" in clients:
+            results.append(check_image(variant, target, run_id, checks_dir))
+        if "devcontainer" in clients and devcontainer is not None:
+            results.append(check_image_devcontainer(variant, target, run_id, devcontainer))
+        return results
+
     try:
         with ThreadPoolExecutor(max_workers=max(1, parallel)) as pool:
-            futures = [pool.submit(check_image, variants[t.variant], t, run_id, checks_dir) for t in targets]
+            futures = [pool.submit(both, t) for t in targets]
             images = []
             for future in futures:
-                result = future.result()
-                on_result(result)
-                images.append(result)
+                for result in future.result():
+                    on_result(result)
+                    images.append(result)
     finally:
         remove_leftovers(run_id)
     return TestResults(run_id=run_id, images=images)
 
 
 def remove_leftovers(run_id: str) -> None:
-    """Belt and braces after Ctrl-C: remove any container this run labelled."""
+    """Belt and braces after Ctrl-C: remove any container this run labelled (and the volumes
+    and uid-remap images of the dev containers among them)."""
+    remove_dev_containers(f"{RUN_LABEL}={run_id}")
     remove_labelled(f"{RUN_LABEL}={run_id}")
 
 
