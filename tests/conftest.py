@@ -144,3 +144,34 @@ def npm_ls_packages(tree: dict[str, object]) -> set[str]:
         if isinstance(node, dict) and node.get("version") and not node.get("missing"):
             found |= {f"{node.get('name') or key}@{node['version']}"} | npm_ls_packages(node)
     return found
+
+
+HOST_USER = "hjk-dev"
+HOST_UID = 1002
+
+
+@pytest.fixture(scope="session")
+def host_user(docker_engine: None) -> str:
+    """A typical Linux user for the Dev Containers CLI: not root, uid other than 1000, in the
+    docker group (made here when missing; the tiers run as root in CI)."""
+    import pwd
+
+    try:
+        account = pwd.getpwnam(HOST_USER)
+    except KeyError:
+        if os.geteuid() != 0:
+            pytest.fail(f"host user {HOST_USER} is missing and only root can make it: "
+                        f"useradd -m -u {HOST_UID} -G docker {HOST_USER}")
+        proc = subprocess.run(["useradd", "-m", "-u", str(HOST_UID), "-G", "docker", HOST_USER],
+                              capture_output=True, text=True, check=False)
+        assert proc.returncode == 0, f"useradd {HOST_USER} failed: {proc.stderr}"
+        account = pwd.getpwnam(HOST_USER)
+    assert account.pw_uid not in (0, 1000), f"{HOST_USER} must have a uid other than 0 and 1000"
+    return HOST_USER
+
+
+def devcontainer_cli() -> str:
+    cli = PROJECT_DIR / ".tools" / "node_modules" / ".bin" / "devcontainer"
+    if not cli.is_file():
+        pytest.fail("the Dev Containers CLI is missing from .tools/: run `make setup`")
+    return str(cli)

@@ -84,11 +84,12 @@ class DevContainer:
     docker_path: Path | None
     log: str
 
-    def _argv(self, *args: str) -> list[str]:
-        argv = [self.cli, *args, "--workspace-folder", str(self.workspace), *_label_args(self.id_labels)]
+    def _argv(self, subcommand: str, *command: str) -> list[str]:
+        """The CLI's options first: what follows the command is the command's own."""
+        argv = [self.cli, subcommand, "--workspace-folder", str(self.workspace), *_label_args(self.id_labels)]
         if self.docker_path:
             argv += ["--docker-path", str(self.docker_path)]
-        return tools.run_as(self.host_user, argv)
+        return tools.run_as(self.host_user, [*argv, *command])
 
     def exec(self, command: Sequence[str], timeout: int = 300) -> tuple[int, str]:
         """`devcontainer exec` as the CLI runs it: the remote user, in the remote workspace."""

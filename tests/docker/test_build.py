@@ -21,7 +21,7 @@ from tests.docker.conftest import FixtureBuild, fixture_cli
 
 def test_build_makes_an_index_per_variant_with_both_platforms(fixture_build: FixtureBuild) -> None:
     record = fixture_build.record
-    assert [v.name for v in record.variants] == ["crashing", "tiny", "broken", "leaf"]
+    assert [v.name for v in record.variants] == ["crashing", "initd", "tiny", "broken", "leaf"]
     for variant in record.variants:
         assert variant.digest, f"{variant.name} was not indexed"
         index = oci.inspect(f"{variant.tag}")
@@ -82,6 +82,7 @@ def test_editing_the_leaf_rebuilds_only_the_leaf(fixture_build: FixtureBuild, tm
     assert statuses == {
         "tiny/amd64": "reused", "tiny/arm64": "reused", "broken/amd64": "reused", "broken/arm64": "reused",
         "leaf/amd64": "built", "leaf/arm64": "built", "crashing/amd64": "reused", "crashing/arm64": "reused",
+        "initd/amd64": "reused", "initd/arm64": "reused",
     }
 
 
@@ -128,7 +129,7 @@ def test_a_fragment_with_an_instruction_the_engine_cannot_run_is_named(
 def test_build_refuses_an_unknown_variant_cleanly(test_registry: EmbeddedRegistry) -> None:
     proc = fixture_cli(test_registry, "build", "--variant", "nosuch", check=False)
     assert proc.returncode == 1
-    assert "no variant named 'nosuch' (known: crashing, tiny, broken, leaf)" in proc.stderr
+    assert "no variant named 'nosuch' (known: crashing, initd, tiny, broken, leaf)" in proc.stderr
     assert "Traceback" not in proc.stderr
 
 

@@ -143,12 +143,14 @@ def _checks(variant: Variant, target: Target, facts: ImageFacts, wanted: dict[st
 
 
 def _remote_user(container: cli.DevContainer, wanted: dict[str, object]) -> tuple[bool, str]:
-    code, out = container.exec(["id", "-un"])
-    user = out.strip()
-    want = wanted.get("remoteUser")
-    if code != 0 or (want and user != want):
-        return False, f"commands run as {user or '?'}, the image's metadata asks for {want}"
-    return True, f"commands run as {user} (CLI: remoteUser {container.remote_user})"
+    """Commands run as the metadata's remoteUser (a name, or a uid when given as a number)."""
+    code, out = container.shell("id -un; id -u")
+    name, uid = [*out.split(), "?", "?"][:2]
+    want = str(wanted.get("remoteUser") or "")
+    seen = uid if want.isdigit() else name
+    if code != 0 or (want and seen != want):
+        return False, f"commands run as {name} ({uid}), the image's metadata asks for {want}"
+    return True, f"commands run as {name} ({uid}); the CLI says remoteUser {container.remote_user}"
 
 
 def _workspace(container: cli.DevContainer, account: pwd.struct_passwd) -> tuple[bool, str]:
@@ -168,12 +170,13 @@ def _workspace(container: cli.DevContainer, account: pwd.struct_passwd) -> tuple
 
 
 def _pid1(container: cli.DevContainer, entrypoint: tuple[str, ...]) -> tuple[bool, str]:
-    code, out = container.exec(["cat", "/proc/1/cmdline"])
-    argv = [a for a in out.split("\0") if a]
-    want = entrypoint[0]
-    if code != 0 or not argv or os.path.basename(argv[0]) != os.path.basename(want):
-        return False, f"PID 1 is {' '.join(argv) or '?'}, not the ENTRYPOINT {want}"
-    return True, f"PID 1: {' '.join(argv)}"
+    """PID 1's command name (the kernel's, 15 characters: the same for a script or a binary,
+    natively or under emulation) is the ENTRYPOINT's."""
+    code, out = container.exec(["cat", "/proc/1/comm"])
+    name, want = out.strip(), os.path.basename(entrypoint[0])[:15]
+    if code != 0 or name != want:
+        return False, f"PID 1 is {name or '?'}, not the ENTRYPOINT {entrypoint[0]}"
+    return True, f"PID 1: {name} (the ENTRYPOINT {entrypoint[0]})"
 
 
 def _wait(container: cli.DevContainer, script: str, timeout: int) -> tuple[int, str]:
