@@ -12,6 +12,7 @@ import base64
 import json
 import os
 import re
+import tempfile
 from pathlib import Path
 
 from builder.engine import commands as tools
@@ -95,7 +96,8 @@ def attestations(reference: str, predicate_type: str, key: Path | None, identity
                  issuer: str = GITHUB_OIDC_ISSUER) -> list[dict[str, object]]:
     """The in-toto statements of PREDICATE_TYPE attached to REFERENCE whose signature verifies
     (by KEY, or keyless by IDENTITY and ISSUER); raises naming the image when there are none.
-    Statements about another digest come back too: the caller compares the subjects."""
+    Verified statements about another digest come back too, so the caller can name them;
+    a statement whose signature doesn't verify never does."""
     argv = ["cosign", "verify-attestation", "--type", predicate_type]
     if key is not None:
         argv += ["--key", str(key), "--insecure-ignore-tlog=true"]
@@ -106,13 +108,43 @@ def attestations(reference: str, predicate_type: str, key: Path | None, identity
     result = tools.run([*argv, *insecure_flags(reference), reference], check=False, timeout=300)
     if result.returncode != 0:
         reason = (result.stderr or result.stdout).strip().splitlines()
-        if reason and "no matching subject digest" in reason[-1]:
-            # signed, but about another image: hand back what it says, so the caller can name it
-            return _statements(tools.run(["cosign", "download", "attestation", "--predicate-type", predicate_type,
-                                          *insecure_flags(reference), reference], timeout=300).stdout)
+        if reason and "no matching subject digest" in reason[-1] and key is not None:
+            # signed, but about another image: hand back only the statements whose own signature
+            # verifies by KEY, so the caller can name what they are about
+            downloaded = tools.run(["cosign", "download", "attestation", "--predicate-type", predicate_type,
+                                    *insecure_flags(reference), reference], timeout=300).stdout
+            return _verified_statements(downloaded, key)
         raise FactoryError(f"no verified {predicate_type} attestation on {reference}: "
                            f"{reason[-1] if reason else 'no reason given'}")
     return _statements(result.stdout)
+
+
+def _pae(payload_type: str, payload: bytes) -> bytes:
+    """DSSE's pre-authentication encoding: what an envelope's signature is over."""
+    kind = payload_type.encode()
+    return b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+
+
+def _verified_statements(output: str, key: Path) -> list[dict[str, object]]:
+    """The statements of the DSSE envelopes in OUTPUT that carry a signature KEY verifies
+    (checked one by one with `cosign verify-blob` over the envelope's PAE)."""
+    verified = []
+    with tempfile.TemporaryDirectory() as tmp:
+        blob, signature = Path(tmp) / "pae", Path(tmp) / "sig"
+        for line in output.splitlines():
+            if not line.strip().startswith("{"):
+                continue
+            envelope = json.loads(line)
+            payload = base64.b64decode(envelope.get("payload", ""))
+            blob.write_bytes(_pae(str(envelope.get("payloadType", "")), payload))
+            for sig in envelope.get("signatures") or []:
+                signature.write_text(str(sig.get("sig", "")))
+                checked = tools.run(["cosign", "verify-blob", "--key", str(key), "--signature", str(signature),
+                                     "--insecure-ignore-tlog=true", str(blob)], check=False, timeout=120)
+                if checked.returncode == 0:
+                    verified.append(json.loads(payload))
+                    break
+    return verified
 
 
 def _statements(output: str) -> list[dict[str, object]]:

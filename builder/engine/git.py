@@ -10,10 +10,16 @@ from builder.model.errors import FactoryError
 
 
 def revision(project: Path) -> tuple[str, int | None]:
-    """(commit sha, commit time) of the project, or ('unknown', None) outside git."""
+    """(commit sha, commit time) of the project, or ('unknown', None) outside git. Inside a
+    repository git must answer: a failure there ("dubious ownership", a broken HEAD) is an
+    error, never a silent 'unknown' that would publish without a sha tag."""
+    inside = tools.run(["git", "-C", str(project), "rev-parse", "--git-dir"], check=False)
+    if inside.returncode != 0 and "not a git repository" in inside.stderr:
+        return "unknown", None
     proc = tools.run(["git", "-C", str(project), "log", "-1", "--format=%H %ct"], check=False)
     if proc.returncode != 0 or not proc.stdout.strip():
-        return "unknown", None
+        said = (proc.stderr or inside.stderr).strip().splitlines()
+        raise FactoryError(f"git can't read the revision of {project}: {said[-1] if said else 'no commit'}")
     sha, epoch = proc.stdout.split()
     return sha, int(epoch)
 

@@ -43,8 +43,16 @@ def _platform_name(entry: dict[str, object]) -> str | None:
 def registry_timeout() -> float:
     """Seconds a registry question may take ($HJK_REGISTRY_TIMEOUT, default 120): a registry
     that stalls longer is a failed answer, never a missing image."""
-    value = os.environ.get(TIMEOUT_ENV, "")
-    return float(value) if value.replace(".", "", 1).isdigit() else 120.0
+    value = os.environ.get(TIMEOUT_ENV, "").strip()
+    if not value:
+        return 120.0
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < 86400:
+        raise FactoryError(f"{TIMEOUT_ENV}={value!r}: give the seconds a registry question may take, e.g. 120")
+    return seconds
 
 
 def _imagetools_inspect(reference: str, template: str) -> str:

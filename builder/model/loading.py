@@ -37,8 +37,8 @@ def _key_path(loc: tuple[int | str, ...]) -> str:
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        else:
-            parts.append(("." if parts else "") + item)
+        else:  # a key holding control characters is shown escaped, so the error stays one line
+            parts.append(("." if parts else "") + (item if item.isprintable() else repr(item)))
     return "".join(parts) or "(top level)"
 
 

@@ -250,6 +250,9 @@ class TagPlan:
     index_digest: str
     platforms: dict[str, str]
     tags: list[str]
+    immutable: tuple[str, ...] = ()
+    """The tags among TAGS that may never move once written (checked again right before each write)."""
+    forced: bool = False
 
 
 BumpStatus = Literal["bump", "current", "waiting", "pinned", "unchecked", "problem", "error"]

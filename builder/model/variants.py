@@ -15,7 +15,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from builder.model import devcontainer as dc
-from builder.model import headjack
+from builder.model import headjack, safe
 from builder.model.config import Budget, FactoryConfig, Platform, Strict, arch_of, parse_duration
 from builder.model.errors import FactoryError
 from builder.model.loading import load_model
@@ -43,7 +43,7 @@ def _sha256(value: str) -> str:
 class Download(Strict):
     """One archive file: where it is and the checksum the build verifies."""
 
-    url: str = Field(min_length=1)
+    url: safe.Url
     sha256: str
 
     @field_validator("sha256")
@@ -57,12 +57,12 @@ class Tool(Strict):
 
     name: str = Field(pattern=NAME_PATTERN)
     source: Literal["apt", "npm", "pypi", "archive"]
-    version: str = Field(min_length=1)
+    version: safe.Version
     """apt: the upstream version the installed Debian package must have (e.g. 14.1.1);
     npm/pypi: the exact release; archive: the release the URL names."""
-    package: str | None = None
+    package: safe.PackageName | None = None
     """Package name when it differs from `name` (e.g. fd-find, @openai/codex)."""
-    url: str | None = None
+    url: safe.Url | None = None
     sha256: str | None = None
     """archive only: the tarball and its checksum, verified during the build."""
     archives: dict[Literal["amd64", "arm64"], Download] = Field(default_factory=dict)
@@ -70,7 +70,7 @@ class Tool(Strict):
     strip_components: int = 1
     exclude: list[str] = Field(default_factory=list)
     """archive only: tar --exclude patterns left out when unpacking (headers, docs)."""
-    links: dict[str, str] = Field(default_factory=dict)
+    links: dict[safe.CommandName, safe.RelativePath] = Field(default_factory=dict)
     """archive only: command name -> path inside the unpacked archive, linked onto PATH."""
     check: str | None = None
     """Command that proves the tool works; default `<name> --version`."""
@@ -172,7 +172,7 @@ class Runtime(Strict):
     init: list[str] = Field(default_factory=list)
     """PID 1 (e.g. [/lib/systemd/systemd]); empty: Headjack's default, `sleep infinity`.
     Headjack splits the label on white space, so no argument may hold a space."""
-    stop_signal: str | None = None
+    stop_signal: safe.Signal | None = None
     flags: dict[Literal["docker", "podman", "apple"], str] = Field(default_factory=dict)
     """Headjack's flags label per runtime: space-separated key=value pairs."""
     unprivileged_flags: str | None = None
@@ -259,9 +259,9 @@ class Fragments(Strict):
     """Dockerfile fragments (Jinja partials, paths relative to the variant file)
     added at the layout's extension points, so a team never copies a template."""
 
-    root: list[str] = Field(default_factory=list)
+    root: list[safe.RelativePath] = Field(default_factory=list)
     """As root, before the switch to the image's user."""
-    user: list[str] = Field(default_factory=list)
+    user: list[safe.RelativePath] = Field(default_factory=list)
     """As the image's user, after the switch."""
 
 
@@ -293,7 +293,7 @@ class VariantFile(Strict):
     """What one file in variants/ declares."""
 
     name: str = Field(pattern=NAME_PATTERN)
-    description: str = ""
+    description: safe.Text = ""
     parent: str
     template: str | None = None
     """A Jinja template in dockerfiles/ (usually variant.Dockerfile.j2)..."""
@@ -306,20 +306,20 @@ class VariantFile(Strict):
     pinned to this run's digest, and built first)."""
     platforms: list[Platform] | None = None
     """Default: the parent's (root: the factory's). A child may not drop a parent's platform."""
-    packages: list[str] = Field(default_factory=list)
+    packages: list[safe.DebianPackage] = Field(default_factory=list)
     """Debian packages without a user-facing version (build headers, locales...)."""
     tools: list[Tool] = Field(default_factory=list)
     languages: Languages = Field(default_factory=Languages)
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[safe.EnvName, safe.Text] = Field(default_factory=dict)
     runtime: Runtime | None = None
     devcontainer: dc.ImageMetadata | None = None
     """This variant's own entry of the `devcontainer.metadata` label (Dev Containers clients
     read it); its ancestors' entries come before it in the label."""
     checks: Checks = Field(default_factory=Checks)
     fragments: Fragments = Field(default_factory=Fragments)
-    context_files: str | None = None
+    context_files: safe.RelativePath | None = None
     """A folder (relative to the variant file) copied into the build context as files/."""
-    user: str = "developer"
+    user: safe.UserName = "developer"
 
     @model_validator(mode="after")
     def _one_build_recipe(self) -> VariantFile:

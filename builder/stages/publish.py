@@ -88,7 +88,7 @@ def plan_publish(
                     "(use --force to override)"
                 )
         plans.append(TagPlan(index.name, f"{record.repository}@{index.digest}", index.digest,
-                             info.platforms, tags))
+                             info.platforms, tags, tuple(immutable), force))
     return plans
 
 
@@ -106,6 +106,12 @@ def apply(plans: list[TagPlan], repository: str) -> list[PublishedVariant]:
     for plan in plans:
         moved = [t for t in plan.tags if _current_digest(f"{repository}:{t}") != plan.index_digest]
         for tag in moved:
+            if tag in plan.immutable and not plan.forced:
+                # signing and attesting took minutes since the plan: another run may have written it
+                current = _current_digest(f"{repository}:{tag}")
+                if current is not None and current != plan.index_digest:
+                    raise FactoryError(f"refusing to move immutable tag {repository}:{tag}: it was written "
+                                       f"({current}) while this publish ran; nothing more is tagged")
             argv = ["docker", "buildx", "imagetools", "create", "-t", f"{repository}:{tag}", plan.source]
             tools.retry_transient(functools.partial(tools.run, argv, timeout=600))
         published.append(PublishedVariant(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -136,4 +137,34 @@ def test_an_attestation_about_another_digest_does_not_verify(  # type: ignore[no
     proc = hjk("verify", index, "--key", str(public), check=False)
     assert proc.returncode == 1
     assert (f"attestation on {record.repository}@{digests['linux/arm64']} is about {digests['linux/amd64']}, "
+            f"not {digests['linux/arm64']}: the subjects differ") in proc.stderr + proc.stdout
+
+
+def test_an_unsigned_statement_about_the_right_digest_never_verifies(  # type: ignore[no-untyped-def]
+    signed_tiny, fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    """Last in this module, after the subjects test left tiny arm64 with amd64's signed
+    statements: a forged, unsigned SBOM statement about arm64 itself is attached beside
+    them. Only verified statements count, so the SBOM still fails, naming amd64."""
+    _, public, _ = signed_tiny
+    record = fixture_build.record
+    digests = {b.platform: b.digest for b in record.builds_of("tiny")}
+    arm64 = f"{record.repository}@{digests['linux/arm64']}"
+    statement = {"_type": "https://in-toto.io/Statement/v0.1", "predicateType": "https://cyclonedx.org/bom",
+                 "subject": [{"name": record.repository, "digest": {"sha256": digests["linux/arm64"][7:]}}],
+                 "predicate": {"bomFormat": "CycloneDX", "specVersion": "1.6", "components": []}}
+    envelope = {"payloadType": "application/vnd.in-toto+json",
+                "payload": base64.b64encode(json.dumps(statement).encode()).decode(),
+                "signatures": [{"keyid": "", "sig": base64.b64encode(b"forged").decode()}]}
+    forged = tmp_path / "forged.json"
+    forged.write_text(json.dumps(envelope))
+    attached = subprocess.run(["cosign", "attach", "attestation", "--attestation", str(forged),
+                               "--allow-insecure-registry", arm64], capture_output=True, text=True, check=False)
+    assert attached.returncode == 0, attached.stderr
+    downloaded = subprocess.run(["cosign", "download", "attestation", "--allow-insecure-registry", arm64],
+                                capture_output=True, text=True, check=True).stdout
+    assert base64.b64encode(b"forged").decode() in downloaded  # the forgery is there to be found
+    proc = hjk("verify", f"{record.repository}@{record.variant('tiny').digest}", "--key", str(public), check=False)
+    assert proc.returncode == 1
+    assert (f"the sbom attestation on {arm64} is about {digests['linux/amd64']}, "
             f"not {digests['linux/arm64']}: the subjects differ") in proc.stderr + proc.stdout

@@ -130,3 +130,66 @@ def test_runtime_checks_fail_under_pythonoptimize(tmp_path: Path) -> None:
     proc = subprocess.run([sys.executable, "-O", "-c", script], capture_output=True, text=True, check=False,
                           env={"PYTHONOPTIMIZE": "2", "PATH": "/usr/bin:/bin"}, cwd=Path(__file__).parents[2])
     assert proc.stdout.strip() == "failed: must fail", proc.stderr
+
+
+def test_an_immutable_tag_written_while_publish_ran_is_never_moved(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan saw `tiny-sha-abc` free; by the time its turn to be written comes, another run
+    has written it: publish stops there, naming the tag, and writes nothing more."""
+    from builder.model.records import TagPlan
+
+    other = "sha256:" + "d" * 64
+    answers = {f"{REPO}:tiny": None, f"{REPO}:tiny-sha-abc": None}
+    written: list[str] = []
+
+    def current(reference: str) -> str | None:
+        if reference.endswith(":tiny-sha-abc") and f"{REPO}:tiny" in written:
+            return other  # the other run got there first
+        return answers[reference]
+
+    def run(argv: list[str], **_: object) -> commands.Result:
+        written.append(argv[argv.index("-t") + 1])
+        return commands.Result(argv, 0, "", "")
+
+    monkeypatch.setattr(publish, "_current_digest", current)
+    monkeypatch.setattr(commands, "run", run)
+    plan = TagPlan("tiny", f"{REPO}@{INDEX}", INDEX, {}, ["tiny", "tiny-sha-abc"], ("tiny-sha-abc",))
+    with pytest.raises(FactoryError, match=rf"refusing to move immutable tag {REPO}:tiny-sha-abc: it was written "
+                                           rf"\({other}\) while this publish ran"):
+        publish.apply([plan], REPO)
+    assert written == [f"{REPO}:tiny"]
+
+
+@pytest.mark.parametrize(("stderr", "refused"), [
+    ("docker: Error response from daemon: failed to create shim task: OCI runtime create failed: runc create "
+     "failed: unable to start container process: unable to apply caps: operation not permitted: unknown", True),
+    ("Error response from daemon: manifest unknown", None),
+    ("Cannot connect to the Docker daemon at unix:///var/run/docker.sock", None),
+])
+def test_only_the_hosts_own_refusal_counts_as_refusing_privileged(
+    monkeypatch: pytest.MonkeyPatch, stderr: str, refused: bool | None,
+) -> None:
+    from builder.stages import smoke
+
+    monkeypatch.setattr(smoke, "_privileged_probe", {})
+    monkeypatch.setattr(commands, "run", lambda argv, **_: commands.Result(argv, 125, "", stderr))
+    if refused is None:
+        with pytest.raises(FactoryError, match="failed for another reason than the host refusing it"):
+            smoke.privileged_allowed("img")
+    else:
+        assert smoke.privileged_allowed("img") is False
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "1e9"])
+def test_a_registry_timeout_that_is_not_seconds_is_refused(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv(oci.TIMEOUT_ENV, value)
+    with pytest.raises(FactoryError, match=rf"HJK_REGISTRY_TIMEOUT='{value}': give the seconds"):
+        oci.registry_timeout()
+
+
+def test_a_git_failure_inside_a_repository_is_an_error_not_unknown(tmp_path: Path) -> None:
+    from builder.engine import git
+
+    assert git.revision(tmp_path) == ("unknown", None)  # not a repository: no revision to name
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    with pytest.raises(FactoryError, match=f"git can't read the revision of {tmp_path}"):
+        git.revision(tmp_path)  # a repository without a commit: git fails, and says why

@@ -108,6 +108,8 @@ def container_kwargs(run: headjack.HeadjackRun) -> dict[str, Any]:
 
 
 _privileged_probe: dict[str, bool] = {}
+REFUSALS = ("unable to apply caps", "operation not permitted")
+"""What the runtime says when the host refuses --privileged (a VM without CAP_SYS_RESOURCE)."""
 
 
 def privileged_allowed(reference: str) -> bool:
@@ -118,6 +120,10 @@ def privileged_allowed(reference: str) -> bool:
             ["docker", "run", "--rm", "--privileged", "--user", "0", "--label", f"{RUN_LABEL}=probe",
              "--entrypoint", "true", reference], check=False, timeout=300,
         )
+        if probe.returncode != 0 and not any(sign in probe.stderr for sign in REFUSALS):
+            # a pull error, a timeout, a missing image: not the host refusing, so no stand-in
+            raise FactoryError(f"the --privileged probe failed for another reason than the host refusing it: "
+                               f"{probe.stderr.strip()[-300:]}")
         _privileged_probe["result"] = probe.returncode == 0
     return _privileged_probe["result"]
 
