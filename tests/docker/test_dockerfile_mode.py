@@ -24,7 +24,7 @@ def team_project(tmp_path: Path) -> Path:
         "USER 0\n"
         "COPY note.txt /etc/team-note\n"
         "RUN echo team > /etc/team-release\n"
-        "USER 1000\n"
+        "USER developer\n"
     )
     (tmp_path / "note.txt").write_text("from the team's build context\n")
     (tmp_path / "hjk-checks.yaml").write_text(
