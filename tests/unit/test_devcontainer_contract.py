@@ -165,3 +165,19 @@ def test_the_dev_containers_cli_is_pinned_locked_and_bumped_like_a_tool(tmp_path
     text = bump.edited_text(factory, [moved], "clients")
     assert '- {name: devcontainer, package: "@devcontainers/cli", version: 9.9.9}' in text
     assert text.replace("9.9.9", cli.version) == factory.read_text()  # nothing else moved, comments kept
+
+
+def test_junit_tells_the_clients_apart() -> None:
+    from xml.etree import ElementTree as ET
+
+    from builder.model.records import CheckOutcome, ImageResult, TestResults
+    from builder.stages import smoke
+
+    ok = CheckOutcome(name="c", kind="devcontainer", status="passed", duration_s=0.1, detail="")
+    images = [ImageResult(variant="base", platform="linux/amd64", reference="r", checks=[ok]),
+              ImageResult(variant="base", platform="linux/amd64", reference="r", checks=[ok], client="devcontainer",
+                          deviation="host refuses --privileged")]
+    suites = ET.fromstring(smoke.junit_xml(TestResults(run_id="1", images=images))).findall("testsuite")
+    assert [s.get("name") for s in suites] == ["base linux/amd64", "base linux/amd64 (devcontainer)"]
+    (prop,) = suites[1].iter("property")
+    assert prop.get("name") == "devcontainer-deviation"

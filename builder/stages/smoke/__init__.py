@@ -471,12 +471,13 @@ def junit_xml(results: TestResults) -> str:
     suites = ET.Element("testsuites", name="hjk-images smoke tests")
     for image in results.images:
         failed = sum(c.status == "failed" for c in image.checks) + (1 if image.error else 0)
-        suite = ET.SubElement(suites, "testsuite", name=f"{image.variant} {image.platform}",
+        started_by = "" if image.client == "headjack" else f" ({image.client})"
+        suite = ET.SubElement(suites, "testsuite", name=f"{image.variant} {image.platform}{started_by}",
                               tests=str(len(image.checks) + (1 if image.error else 0)), failures=str(failed),
                               skipped=str(sum(c.status == "omitted" for c in image.checks)))
         if image.deviation:
             props = ET.SubElement(suite, "properties")
-            ET.SubElement(props, "property", name="headjack-deviation", value=image.deviation)
+            ET.SubElement(props, "property", name=f"{image.client}-deviation", value=image.deviation)
         if image.error:
             case = ET.SubElement(suite, "testcase", classname=image.variant, name="start")
             ET.SubElement(case, "failure", message=image.error[:500]).text = image.logs or image.error
