@@ -122,6 +122,8 @@ def _context(variant: Variant, settings: Settings) -> dict[str, Any]:
         "labels": quoted_labels(image_labels(variant, settings)),
         "ca_in_image": settings.config.ca_in_image,
         "helpers": HELPERS if variant.parent == ROOT else (),
+        # a variant on the root has no user yet unless its own steps made one
+        "ensure_user": variant.parent == ROOT,
         "languages": language_steps(variant, settings),
         "language_files": LANGUAGE_FILES,
         "language_mount": LANGUAGE_MOUNT,
