@@ -85,12 +85,11 @@ def start_init_image(image: str, platform: str, command: list[str]) -> str:
     return name
 
 
-def wait_for_systemd(name: str, platform: str) -> str:
-    want = ("running",) if platform != EMULATED else ("running", "degraded")
+def wait_for_systemd(name: str) -> str:
     state = ""
     for _ in range(150):
         state = docker("exec", name, "systemctl", "is-system-running", check=False).stdout.strip()
-        if state in want:
+        if state == "running":
             return state
         assert docker("inspect", "-f", "{{.State.Running}}", name).stdout.strip() == "true", \
             docker("logs", name, check=False).stderr[-2000:]
@@ -110,9 +109,10 @@ def test_an_init_image_boots_whatever_command_follows(
     name = start_init_image(f"{released.build.repository}@{build.digest}", platform, command)
     try:
         assert docker("exec", name, "cat", "/proc/1/comm").stdout.strip() == "systemd"
-        state = wait_for_systemd(name, platform)
-        assert state == "running" or platform == EMULATED
-        if variant == "dind" and platform != EMULATED:
+        if platform == EMULATED:  # systemd's own state can't be judged under QEMU: PID 1 is the proof here
+            return
+        assert wait_for_systemd(name) == "running"
+        if variant == "dind":
             for _ in range(90):
                 if docker("exec", "-u", "developer", name, "docker", "info", check=False).returncode == 0:
                     break
