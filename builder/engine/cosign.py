@@ -108,12 +108,15 @@ def attestations(reference: str, predicate_type: str, key: Path | None, identity
     result = tools.run([*argv, *insecure_flags(reference), reference], check=False, timeout=300)
     if result.returncode != 0:
         reason = (result.stderr or result.stdout).strip().splitlines()
-        if reason and "no matching subject digest" in reason[-1] and key is not None:
-            # signed, but about another image: hand back only the statements whose own signature
-            # verifies by KEY, so the caller can name what they are about
+        if key is not None:
+            # cosign stops at the first envelope it can't use (one about another digest, or a
+            # forgery beside good ones): read every envelope and keep each whose own signature
+            # verifies by KEY, so the caller can name what they are about; none: not verified
             downloaded = tools.run(["cosign", "download", "attestation", "--predicate-type", predicate_type,
-                                    *insecure_flags(reference), reference], timeout=300).stdout
-            return _verified_statements(downloaded, key)
+                                    *insecure_flags(reference), reference], check=False, timeout=300)
+            verified = _verified_statements(downloaded.stdout, key) if downloaded.returncode == 0 else []
+            if verified:
+                return verified
         raise FactoryError(f"no verified {predicate_type} attestation on {reference}: "
                            f"{reason[-1] if reason else 'no reason given'}")
     return _statements(result.stdout)
