@@ -14,7 +14,7 @@ with the types of the specification's schema (devContainer.base.schema.json).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -129,10 +129,3 @@ def merged(entries: Sequence[ImageMetadata]) -> dict[str, Any]:
         if any(getattr(e, key) for e in entries):
             result[key] = True
     return result
-
-
-def mount_flag(mount: Mapping[str, Any] | str) -> str:
-    """A mount as `docker run --mount` takes it."""
-    if isinstance(mount, str):
-        return mount
-    return ",".join(f"{key}={mount[key]}" for key in ("type", "source", "target") if mount.get(key))
