@@ -7,6 +7,8 @@ import datetime as dt
 import functools
 import json
 import sys
+import tempfile
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,7 +22,7 @@ from builder.engine import auth, commands
 from builder.engine import registry as registry_mod
 from builder.model import starting
 from builder.model.allowlist import load_allowlist, trivy_ignore
-from builder.model.config import CONFIG_ENV, Settings, load_settings
+from builder.model.config import CONFIG_ENV, SUPPORTED_PLATFORMS, Settings, load_settings
 from builder.model.errors import FactoryError
 from builder.model.records import BuildRecord, ReleaseRecord, TestResults, load, merge_results, save
 from builder.present import report
@@ -50,6 +52,24 @@ def friendly_errors(func: F) -> F:
             sys.exit(130)
 
     return wrapper  # type: ignore[return-value]
+
+
+def entry() -> None:
+    """The console script: the CLI under a last-resort handler, so that no input ends in a
+    traceback. Click reports usage errors; commands report FactoryError (friendly_errors);
+    anything else is a bug, said in one line with the trace kept in a file."""
+    try:
+        main(standalone_mode=True)
+    except Exception as exc:
+        command = next((a for a in sys.argv[1:] if a in main.commands), "")
+        fd, trace = tempfile.mkstemp(prefix="hjk-images-trace-", suffix=".txt")
+        with open(fd, "w", encoding="utf-8") as handle:
+            handle.write(traceback.format_exc())
+        summary = " ".join(f"{type(exc).__name__}: {exc}".split())[:300]
+        named = f"hjk-images {command}".strip()
+        err_console.print(f"[bold red]error:[/] {named} failed unexpectedly ({escape(summary)}); "
+                          f"the full trace is in {trace}", highlight=False)
+        sys.exit(70)
 
 
 def settings_of(ctx: click.Context) -> Settings:
@@ -186,7 +206,8 @@ def root() -> None:
 
 @root.command("bootstrap")
 @registry_option
-@click.option("--platform", "platforms", multiple=True, help="Limit to these platforms (repeatable).")
+@click.option("--platform", "platforms", multiple=True, type=click.Choice(SUPPORTED_PLATFORMS),
+              help="Limit to these platforms (repeatable).")
 @click.option("--check", is_flag=True,
               help="Make each root again from scratch (no cache) and compare it with the registry's; "
                    "fail naming each platform that differs.")
@@ -260,7 +281,7 @@ def client_options(func: F) -> F:
 
 
 platform_option = click.option(
-    "--platform", "platforms", multiple=True, metavar="OS/ARCH",
+    "--platform", "platforms", multiple=True, metavar="OS/ARCH", type=click.Choice(SUPPORTED_PLATFORMS),
     help="Only this platform (repeatable), e.g. linux/arm64. Default: every platform of each variant.",
 )
 record_option = click.option(

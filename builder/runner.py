@@ -24,6 +24,7 @@ from builder.engine import contents, cosign, extra_ca, git, oci, sizes, sources,
 from builder.engine import devcontainer as devcontainer_cli
 from builder.engine import registry as registries
 from builder.engine.contents import read_contents
+from builder.model import files as project_files
 from builder.model.allowlist import load_allowlist
 from builder.model.config import Settings, arch_of, load_settings
 from builder.model.errors import FactoryError
@@ -269,15 +270,16 @@ def bump(settings: Settings, request: BumpRequest, observer: Observer) -> BumpOu
     bumps = bump_stage.check_all(settings, chosen, dt.datetime.now(dt.UTC))
     if request.dry_run or any(b.unreachable for b in bumps) or not any(b.moves for b in bumps):
         return BumpOutcome(bumps, [])
-    files, undo = bump_stage.apply(variants, bumps, settings.file_declaring("clients"))
-    try:
-        settings = load_settings(settings.overlay_path, settings.project_dir)  # a client's pin may have moved
-        edited = variants_of(settings)  # the edited files must still load
-        lock.update(settings, edited, None, lock.root_pins(settings), verify_tools=False)
-    except BaseException:
-        undo()
-        raise
-    return BumpOutcome(bumps, [*files, lock.lock_path(settings)])
+    with project_files.editing(lock.lock_path(settings)):  # the variant files and the lock move together
+        written, undo = bump_stage.apply(variants, bumps, settings.file_declaring("clients"))
+        try:
+            settings = load_settings(settings.overlay_path, settings.project_dir)  # a client's pin may have moved
+            edited = variants_of(settings)  # the edited files must still load
+            lock.update(settings, edited, None, lock.root_pins(settings), verify_tools=False)
+        except BaseException:
+            undo()
+            raise
+    return BumpOutcome(bumps, [*written, lock.lock_path(settings)])
 
 
 def build_options(settings: Settings, **overrides: object) -> build_stage.BuildOptions:

@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from builder.engine import commands as tools
+from builder.engine import oci
 from builder.model.errors import FactoryError
 
 PASSWORD_ENV = "COSIGN_PASSWORD"
@@ -33,8 +34,7 @@ def key_env() -> dict[str, str]:
 
 def insecure_flags(reference: str) -> list[str]:
     """cosign refuses plain-http registries unless told; loopback ones are plain http."""
-    host = reference.split("/", 1)[0]
-    return ["--allow-insecure-registry"] if host.startswith(("localhost", "127.0.0.1")) else []
+    return ["--allow-insecure-registry"] if oci.loopback(reference) else []
 
 
 def sign(reference: str, key: Path | None) -> None:

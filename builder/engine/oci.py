@@ -8,6 +8,7 @@ it works for GHCR and the embedded registry alike.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import tempfile
@@ -163,10 +164,25 @@ def repository_of(reference: str) -> str:
     return name
 
 
+def loopback(reference: str) -> bool:
+    """Whether REFERENCE's registry host (port allowed) is exactly `localhost`, in 127.0.0.0/8
+    or `::1`: parsed, never matched by prefix (`localhost.example.com` is a remote host)."""
+    host = reference.split("/", 1)[0]
+    if host.startswith("["):
+        host = host[1:].split("]", 1)[0]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _plain_http(reference: str) -> bool:
     """Loopback registries speak plain http, as the docker engine assumes for them."""
-    host = reference.split("/", 1)[0]
-    return host.startswith(("localhost", "127.", "[::1]"))
+    return loopback(reference)
 
 
 def push_layout(layout: Path, ref_name: str, target: str) -> str:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.engine import commands as tools
-from builder.engine import state
+from builder.engine import oci, state
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
 
@@ -67,6 +67,18 @@ class RegistryStatus:
     log_path: Path
 
 
+def _command_line(pid: int) -> list[str]:
+    """A process's argv: /proc where there is one, else `ps`."""
+    proc = Path("/proc") / str(pid) / "cmdline"
+    if proc.parent.is_dir():
+        try:
+            return proc.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            return []
+    result = tools.run(["ps", "-o", "command=", "-p", str(pid)], check=False, timeout=10)
+    return result.stdout.split()
+
+
 class EmbeddedRegistry:
     def __init__(self, port: int, root: Path | None = None, htpasswd: Path | None = None) -> None:
         self.port = port
@@ -84,10 +96,15 @@ class EmbeddedRegistry:
         return f"localhost:{self.port}"
 
     def _pid(self) -> int | None:
+        """The pid file's process, when it is alive and is this registry (serving our config):
+        a pid the system has since given to another program is never signalled."""
         try:
             pid = int(self.pid_path.read_text().strip())
             os.kill(pid, 0)
         except (OSError, ValueError):
+            return None
+        command = _command_line(pid)
+        if "serve" not in command or str(self.config_path) not in command:
             return None
         return pid
 
@@ -176,6 +193,6 @@ def chosen(settings: Settings, override: str | None) -> str | None:
 
 def reachable(address: str) -> bool:
     """Whether a registry answers; for non-local ones assume yes (auth may hide /v2/)."""
-    if address.startswith(("localhost:", "127.0.0.1:")):
+    if oci.loopback(address):
         return answers_v2(address)
     return True

@@ -21,7 +21,12 @@ def state_dir() -> Path:
     else:
         xdg = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
         path = Path(xdg) / "headjack-images"
-    path.mkdir(parents=True, exist_ok=True)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        source = f"{STATE_ENV}={explicit}" if explicit else str(path)
+        raise FactoryError(f"the state folder {source} can't be used: {exc.strerror or exc}"
+                           " (name a folder you can write to)") from None
     return path
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import re
+import string
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -78,16 +79,47 @@ class EmbeddedRegistryConfig(Strict):
     port: int = Field(5000, ge=1, le=65535)
 
 
+TAG_PLACEHOLDERS = ("variant", "version", "date", "sha")
+_TAG_SAMPLE = {"variant": "base", "version": "1.2.3", "date": "20260101", "sha": "0123abc"}
+_TAG_CHARACTERS = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
+
+
+def check_tag_template(template: str) -> str:
+    """Only the known placeholders, each bare, and an OCI tag once filled in: caught when the
+    config loads, not at publish after a full build and test."""
+    try:
+        parsed = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
+    except ValueError as exc:
+        raise ValueError(f"tag template '{template}' is malformed ({exc})") from None
+    fields = [f for f, _, _ in parsed]
+    unknown = sorted({f for f in fields if f not in TAG_PLACEHOLDERS})
+    if unknown:
+        raise ValueError(f"tag template '{template}' uses {{{unknown[0]}}}; "
+                         f"the placeholders are {', '.join('{' + p + '}' for p in TAG_PLACEHOLDERS)}")
+    if any(spec or conv for _, spec, conv in parsed):
+        raise ValueError(f"tag template '{template}': placeholders take no format spec or conversion")
+    if "variant" not in fields:
+        raise ValueError(f"tag template '{template}' lacks {{variant}}: every variant would write the same tag")
+    filled = template.format(**_TAG_SAMPLE)
+    if not _TAG_CHARACTERS.match(filled):
+        raise ValueError(f"tag template '{template}' gives '{filled}', not an OCI tag "
+                         "([A-Za-z0-9_][A-Za-z0-9._-], at most 128 characters)")
+    return template
+
+
+TagTemplate = Annotated[str, AfterValidator(check_tag_template)]
+
+
 class TagScheme(Strict):
     """Tags published per variant. Placeholders: {variant} {version} {date} {sha}."""
 
-    moving: list[str] = Field(default_factory=lambda: ["{variant}"])
+    moving: list[TagTemplate] = Field(default_factory=lambda: ["{variant}"])
     latest_variant: str | None = "base"
     """This variant also gets `latest`."""
-    date: str | None = "{variant}-{date}"
-    version: str | None = "{variant}-{version}"
+    date: TagTemplate | None = "{variant}-{date}"
+    version: TagTemplate | None = "{variant}-{version}"
     """Immutable; only when a release version is given (--version or a git tag images/vX.Y.Z)."""
-    sha: str | None = "{variant}-sha-{sha}"
+    sha: TagTemplate | None = "{variant}-sha-{sha}"
     """Immutable: the git commit the images were built from."""
 
 

@@ -76,7 +76,7 @@ def describe_validation_error(path: Path, model: type[BaseModel], exc: Validatio
         elif err["type"] == "missing":
             msg = "required key is missing"
         else:
-            msg = err["msg"]
+            msg = str(err["msg"]).removeprefix("Value error, ")  # our validators' own words
         lines.append(f"{path}: {key}: {msg}")
     return "\n".join(lines)
 

@@ -7,14 +7,13 @@ is refused with its path named.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from builder.model import files
 from builder.model.errors import FactoryError
 
 BuildStatus = Literal["built", "reused", "failed", "skipped"]
@@ -132,16 +131,7 @@ Model = TypeVar("Model", bound=Record)
 
 def save(record: Record, path: Path) -> Path:
     """Write atomically: a crash mid-write leaves the previous file intact."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(record.model_dump_json(indent=2) + "\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return files.write_atomically(path, record.model_dump_json(indent=2) + "\n")
 
 
 def load(path: Path, model: type[Model]) -> Model:

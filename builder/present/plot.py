@@ -8,13 +8,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display
-
-import matplotlib.pyplot as plt
-from matplotlib.patches import Rectangle
-
 from builder.model.records import PlatformBuild
 
 MB = 1e6
@@ -37,6 +30,13 @@ def size_plot(builds: list[PlatformBuild], inherited: dict[str, int], path: Path
         raise ValueError("no image in the record has layer sizes to plot")
     if path.suffix.lower() not in (".svg", ".png"):
         raise ValueError(f"{path.name}: the plot is written as .svg or .png")
+    # imported here: matplotlib takes a second and more to load, which only this command needs
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
     plt.rcParams["svg.fonttype"] = "none"
     figure, axes = plt.subplots(figsize=(max(7.0, 1.6 * len(drawn) + 4), 7))
     tallest = 0.0

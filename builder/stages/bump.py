@@ -11,9 +11,7 @@ and tests what the pull request changes.
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from io import StringIO
@@ -23,6 +21,7 @@ from packaging.version import InvalidVersion, Version
 from ruamel.yaml import YAML
 
 from builder.engine import releases
+from builder.model import files
 from builder.model.config import Settings, parse_duration
 from builder.model.errors import FactoryError
 from builder.model.records import Bump
@@ -66,7 +65,14 @@ def choose(
     )
     waiting = ""
     chosen = None
+    # Debian's suite is a distribution's own vetting and carries no upload times; anywhere
+    # else a release whose publish time is unknown (a mirror that drops it) counts as too young.
+    undated_ok = tool.source == "apt" or min_age <= dt.timedelta(0)
     for version, release in candidates:
+        if release.published is None and not undated_ok:
+            if not waiting and version > current:
+                waiting = f"{release.version} waits: its publish time is unknown, so min_age can't be met"
+            continue
         if release.published is not None and now - release.published < min_age:
             if not waiting and version > current:
                 ready = (release.published + min_age).strftime("%Y-%m-%d %H:%M UTC")
@@ -194,30 +200,6 @@ def edited_text(path: Path, bumps: list[Bump], key: str = "tools") -> str:
     return out.getvalue()
 
 
-def write_all(texts: dict[Path, str]) -> Callable[[], None]:
-    """Write every file or none (each through a temporary file renamed into place); returns
-    an undo that puts the old texts back."""
-    old = {path: path.read_text(encoding="utf-8") for path in texts}
-    staged: dict[Path, str] = {}
-    try:
-        for path, text in texts.items():
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            staged[path] = tmp
-    except OSError:
-        for tmp in staged.values():
-            os.unlink(tmp)
-        raise
-    for path, tmp in staged.items():
-        os.replace(tmp, path)
-
-    def undo() -> None:
-        for path, text in old.items():
-            path.write_text(text, encoding="utf-8")
-    return undo
-
-
 def apply(variants: VariantSet, bumps: list[Bump], clients_file: Path | None = None,
           ) -> tuple[list[Path], Callable[[], None]]:
     """Write the moving bumps into their variant files (a client's into CLIENTS_FILE, the
@@ -231,4 +213,4 @@ def apply(variants: VariantSet, bumps: list[Bump], clients_file: Path | None = N
             by_file.setdefault(path, []).append(bump)
     texts = {path: edited_text(path, items, "clients" if path == clients_file else "tools")
              for path, items in by_file.items()}
-    return list(texts), write_all(texts)
+    return list(texts), files.write_together(texts)

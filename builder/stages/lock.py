@@ -14,8 +14,6 @@ variant files and the registry; builds refuse to start when it is stale.
 from __future__ import annotations
 
 import difflib
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ import yaml
 
 from builder.engine import commands as tools
 from builder.engine import oci
+from builder.model import files
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
 from builder.model.graph import RootPins, package_moves
@@ -144,15 +143,8 @@ def read(path: Path) -> dict[str, Any]:
 
 
 def write(path: Path, data: dict[str, Any]) -> None:
-    """Atomically: a crash mid-write leaves the old file intact."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(dump(data))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Atomically, keeping its mode: a crash mid-write leaves the old file intact."""
+    files.write_atomically(path, dump(data))
 
 
 PINNED_KEYS = ("schema", "root", "tools")
@@ -261,9 +253,10 @@ def check_before_build(settings: Settings, variants: VariantSet) -> None:
 
 def record_debian(path: Path, installed: dict[str, dict[str, str]]) -> list[str]:
     """Keep what each image installed in the lock; return what changed since last time."""
-    locked = read(path)
-    drift = debian_drift(locked.get("debian", {}), installed)
-    write(path, {**locked, "debian": installed})
+    with files.editing(path):
+        locked = read(path)
+        drift = debian_drift(locked.get("debian", {}), installed)
+        write(path, {**locked, "debian": installed})
     return drift
 
 
@@ -290,6 +283,14 @@ def update(
     PINS: a bootstrapped root's digests, made by the caller. VERIFY_TOOLS: ask npm and PyPI
     that each release exists (off when the caller just did)."""
     path = lock_path(settings)
+    with files.editing(path):
+        return _update(path, settings, variants, only, pins, verify_tools)
+
+
+def _update(
+    path: Path, settings: Settings, variants: VariantSet, only: str | None, pins: RootPins | None,
+    verify_tools: bool,
+) -> list[str]:
     current = resolve(settings, variants, verify_tools=verify_tools, pins=pins)
     previous = read(path) if path.is_file() else {"root": {}, "tools": {}}
     if "debian" in previous:

@@ -181,10 +181,13 @@ def _language_files(settings: Settings, variant: Variant) -> dict[str, bytes]:
 
 def _fragment_name(variant: Variant, relative: str) -> str:
     """Template name of a fragment: its path below the variant file's folder."""
-    path = (variant.path.parent / relative).resolve()
+    home = variant.path.parent.resolve()
+    path = (home / relative).resolve()
+    if not path.is_relative_to(home):  # a symlink out of the folder
+        raise FactoryError(f"{variant.path}: fragments: {relative} leads outside the variant's folder")
     if not path.is_file():
         raise FactoryError(f"{variant.path}: fragments: {relative} not found")
-    return path.relative_to(variant.path.parent.resolve()).as_posix()
+    return path.relative_to(home).as_posix()
 
 
 def _tidy(text: str) -> str:
@@ -208,12 +211,19 @@ def _helper_files(settings: Settings, variant: Variant) -> dict[str, bytes]:
 def _context_files(settings: Settings, variant: Variant) -> dict[str, bytes]:
     files = {**_helper_files(settings, variant), **_language_files(settings, variant)}
     if variant.file.context_files:
-        folder = (variant.path.parent / variant.file.context_files).resolve()
+        home = variant.path.parent.resolve()
+        folder = (home / variant.file.context_files).resolve()
+        if not folder.is_relative_to(home):  # a symlink out of the folder
+            raise FactoryError(f"{variant.path}: context_files: {variant.file.context_files} leads outside "
+                               "the variant's folder")
         if not folder.is_dir():
             raise FactoryError(f"{variant.path}: context_files: {variant.file.context_files} is not a folder")
     else:
-        folder = settings.templates_dir / "files" / variant.name
+        folder = (settings.templates_dir / "files" / variant.name).resolve()
     if folder.is_dir():
+        outside = [p for p in sorted(folder.rglob("*")) if not p.resolve().is_relative_to(folder)]
+        if outside:
+            raise FactoryError(f"{variant.path}: context_files: {outside[0]} is a link leading outside {folder}")
         files.update({
             f"files/{p.relative_to(folder)}": p.read_bytes()
             for p in sorted(folder.rglob("*")) if p.is_file()

@@ -20,7 +20,6 @@ from cyclonedx.model.bom import Bom
 from cyclonedx.model.component import Component, ComponentType
 from cyclonedx.output.json import JsonV1Dot6
 from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonStrictValidator
 from packageurl import PackageURL
 
 from builder.engine import cosign
@@ -82,6 +81,10 @@ def make_sbom(variant: Variant, platform: str, reference: str, contents: Content
     for key, requires in npm_edges(contents.npm).items():
         bom.register_dependency(npm[key], [npm[r] for r in requires if r in npm])
     document = JsonV1Dot6(bom).output_as_string(indent=2)
+    # imported here: jsonschema's format checkers take seconds to load, which every other
+    # command (and each CLI call of the test suite) would pay
+    from cyclonedx.validation.json import JsonStrictValidator
+
     problem = JsonStrictValidator(SchemaVersion.V1_6).validate_str(document)
     if problem is not None:
         raise FactoryError(f"the SBOM of {reference} does not validate against CycloneDX 1.6: {problem}")

@@ -163,17 +163,6 @@ def test_a_per_architecture_archive_moves_every_url_and_checksum(
     assert moved.download_for("arm64").sha256 == "b" * 64  # type: ignore[union-attr]
 
 
-def test_write_all_writes_every_file_and_its_undo_restores_them(tmp_path: Path) -> None:
-    one, two = tmp_path / "one.yaml", tmp_path / "two.yaml"
-    one.write_text("a: 1\n")
-    two.write_text("b: 1\n")
-    undo = bump.write_all({one: "a: 2\n", two: "b: 2\n"})
-    assert (one.read_text(), two.read_text()) == ("a: 2\n", "b: 2\n")
-    undo()
-    assert (one.read_text(), two.read_text()) == ("a: 1\n", "b: 1\n")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.yaml", "two.yaml"]
-
-
 @pytest.mark.parametrize(("key", "value", "message"), [
     ("min_age", "two days", "'two days' is not a duration like 36h, 2d or 1w"),
     ("update", "newest", "update"),
@@ -198,3 +187,14 @@ def test_an_unreachable_registry_is_reported_per_tool_and_nothing_is_written(tmp
         assert f"base/{tool}: the npm registry can't be reached" in proc.stderr
     after = {p.name: p.read_text() for p in [*(tmp_path / "variants").glob("*.yaml"), tmp_path / "images.lock.yaml"]}
     assert after == before
+
+
+def test_a_release_with_no_publish_time_counts_as_too_young() -> None:
+    """A registry mirror that drops publish times can't be used to skip min_age."""
+    undated = offer(Release("1.0.0", days_ago(100)), Release("1.1.0", None), latest="1.1.0")
+    chosen = bump.choose(npm_tool("1.0.0"), undated, NOW, TWO_DAYS)
+    assert chosen.status == "waiting" and not chosen.moves
+    assert chosen.detail == "1.1.0 waits: its publish time is unknown, so min_age can't be met"
+    assert bump.choose(npm_tool("1.0.0"), undated, NOW, dt.timedelta(0)).target == "1.1.0"
+    debian = Tool(name="git", source="apt", version="2.47.2")
+    assert bump.choose(debian, offer(Release("2.47.3", None), latest="2.47.3"), NOW, TWO_DAYS).target == "2.47.3"
