@@ -301,6 +301,11 @@ require_tools_option = click.option(
     help="Fail before building when an optional tool (goenv, node-build) can't be fetched, instead of "
          "leaving it out: for real releases (also $HJK_REQUIRE_ALL_TOOLS=1).",
 )
+root_drift_option = click.option(
+    "--allow-root-drift", is_flag=True,
+    help="Build on a root other than the one images.lock.yaml pins (the Debian archive moved) instead of "
+         "refusing; the build and release records name each drifted root.",
+)
 budget_option = click.option(
     "--allow-over-budget", is_flag=True,
     help="Publish even where an image is over its size budget (said, and kept in the release record).",
@@ -385,6 +390,7 @@ def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
 @record_option
 @network_option
 @require_tools_option
+@root_drift_option
 @click.option("--dry-run", is_flag=True, help="Show what would be built or reused; build nothing.")
 @click.option("--load", is_flag=True,
               help="With --dockerfile: build it for this machine's platform only and load it into the local "
@@ -397,7 +403,8 @@ def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
 def build(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...],
           registry: str | None, builder: str | None, force: bool, no_cache: bool,
           max_parallel: int, record_path: Path | None, network: str | None, require_all_tools: bool,
-          dry_run: bool, load: bool, local_tag: str | None, changed_since: str | None) -> None:
+          allow_root_drift: bool, dry_run: bool, load: bool, local_tag: str | None,
+          changed_since: str | None) -> None:
     """Build variants for every platform, push them, and join each into a multi-arch index.
 
     Parents build first; children build FROM their parent's digest. A build whose
@@ -417,7 +424,8 @@ def build(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[s
         return
     target = runner.start_registry(settings, registry)
     options = runner.build_options(settings, builder=builder, force=force or no_cache, no_cache=no_cache,
-                                   max_parallel=max_parallel, network=network, require_all_tools=require_all_tools)
+                                   max_parallel=max_parallel, network=network, require_all_tools=require_all_tools,
+                                   allow_root_drift=allow_root_drift)
     record = runner.build(settings, target, runner.prepare(settings, target, names, list(platforms)), options,
                           ConsoleObserver(), record_path)
     if not record.ok:
@@ -643,6 +651,7 @@ def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tup
               help="Builds (and image tests) run at the same time.")
 @network_option
 @require_tools_option
+@root_drift_option
 @click.option("--dry-run", is_flag=True, help="Show the plan; build, test and publish nothing.")
 @sign_key_option
 @sbom_option
@@ -653,7 +662,7 @@ def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tup
 @friendly_errors
 def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[str, ...], registry: str | None,
             version: str | None, force: bool, max_parallel: int, network: str | None, require_all_tools: bool,
-            dry_run: bool, sign_key: Path | None, with_sbom: bool, allow_over_budget: bool,
+            allow_root_drift: bool, dry_run: bool, sign_key: Path | None, with_sbom: bool, allow_over_budget: bool,
             clients: tuple[str, ...], host_user: str | None) -> None:
     """The main job: render -> build -> test -> publish, stopping at the first failed stage.
 
@@ -667,7 +676,7 @@ def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple
     request = runner.ReleaseRequest(
         registry=registry, variant_names=list(variant_names), platforms=list(platforms), force=force,
         max_parallel=max_parallel, network=network, require_all_tools=require_all_tools,
-        clients=runner.Clients(clients or ("headjack",), host_user),
+        allow_root_drift=allow_root_drift, clients=runner.Clients(clients or ("headjack",), host_user),
         publish=runner.PublishRequest(version=version, force=force, sign_key=sign_key, with_sbom=with_sbom,
                                       allow_over_budget=allow_over_budget),
     )
@@ -835,14 +844,20 @@ def scan_policy(ctx: click.Context, variant: str | None, ignore_file: Path | Non
 
 
 @main.command("lock")
-@click.option("--check", is_flag=True, help="Change nothing; fail with a diff when the lock is stale (CI gates on it).")
+@click.option("--check", is_flag=True,
+              help="Change nothing; fail with a diff when the lock is stale: against the variant files, the "
+                   "root reference's digest now and the root pins the registry holds (CI gates on it).")
+@click.option("--offline", is_flag=True,
+              help="With --check: compare the lock with the variant files alone (no registry is asked).")
+@registry_option
 @click.option("--update", is_flag=True, help="Re-resolve the pins and report what moved, from what to what.")
 @click.option("--only", metavar="NAME", help="With --update: only `root` or one tool (by name).")
 @click.option("--record-debian", "debian_from", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Record the Debian packages each image of this build record installed, and report drift.")
 @click.pass_context
 @friendly_errors
-def lock_cmd(ctx: click.Context, check: bool, update: bool, only: str | None, debian_from: Path | None) -> None:
+def lock_cmd(ctx: click.Context, check: bool, offline: bool, registry: str | None, update: bool, only: str | None,
+             debian_from: Path | None) -> None:
     """Write images.lock.yaml: the root image's digests and every tool's pin.
 
     A bootstrapped root is pinned per platform by digest, with the Debian packages
@@ -857,19 +872,24 @@ def lock_cmd(ctx: click.Context, check: bool, update: bool, only: str | None, de
     settings = settings_of(ctx)
     variants = runner.variants_of(settings)
     path = lock_stage.lock_path(settings)
+    if offline and not check:
+        raise click.UsageError("--offline goes with --check")
     if debian_from:
         installed = runner.debian_versions(load(debian_from, BuildRecord))
         drift = lock_stage.record_debian(path, installed)
         echo_lines(drift)
         note(f"{path}: Debian packages of {len(installed)} images recorded, {len(drift)} changed")
     elif check:
-        stale = lock_stage.staleness(settings, variants)
-        if stale.diff:
-            for line in stale.moves:
+        checked = runner.check_lock(settings, registry, offline=offline)
+        if checked.stale.diff:
+            for line in checked.stale.moves:
                 note(line)
-            echo_lines(stale.diff)
+            echo_lines(checked.stale.diff)
             raise FactoryError(f"{path} is stale: run `hjk-images lock --update` and commit it")
-        note(f"{path} is current")
+        if checked.root_problems:
+            echo_lines(checked.root_problems)
+            raise FactoryError(f"{path}: the root pins don't match what {checked.registry} holds")
+        note(f"{path} is current" + (" with the variant files (offline: no registry was asked)" if offline else ""))
     else:
         # the root's digests are made again from the archive only when asked to move
         fresh = update and only in (None, "root")

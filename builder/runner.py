@@ -142,6 +142,30 @@ def start_registry(settings: Settings, override: str | None) -> str:
 
 
 @dataclass(frozen=True)
+class LockCheck:
+    stale: lock.Staleness
+    root_problems: list[str]
+    """A bootstrapped root's pins the registry doesn't hold."""
+    registry: str | None
+    """Where the root pins were compared; None: offline (the inputs alone)."""
+
+    @property
+    def current(self) -> bool:
+        return not self.stale.diff and not self.root_problems
+
+
+def check_lock(settings: Settings, registry: str | None, *, offline: bool) -> LockCheck:
+    """The lock against the variant files and, unless OFFLINE, against the registries: an
+    ordinary root's digest now, a bootstrapped root's pins in REGISTRY (the embedded one
+    when none is named)."""
+    stale = lock.staleness(settings, variants_of(settings), online=not offline)
+    if offline or stale.diff or settings.config.root.source != "bootstrap":
+        return LockCheck(stale, [], None if offline else registry)
+    where = start_registry(settings, registry)
+    return LockCheck(stale, root.pin_problems(settings, where, lock.root_pins(settings)), where)
+
+
+@dataclass(frozen=True)
 class Prepared:
     variants: VariantSet
     rendered: dict[str, RenderedVariant]
@@ -227,7 +251,8 @@ def lock_pins(settings: Settings, *, fresh: bool, report: Callable[[str], None])
 
 
 def root_bootstrap(settings: Settings, registry: str, platforms: list[str], observer: Observer) -> RootImage:
-    return root.bootstrap(settings, registry, platforms or None, observer.note, lock.root_pins(settings))
+    return root.bootstrap(settings, registry, platforms or None, observer.note, lock.root_pins(settings),
+                          allow_drift=True)  # making roots is not building on them: drift is told
 
 
 def root_check(settings: Settings, registry: str, platforms: list[str], observer: Observer) -> list[str]:
@@ -310,7 +335,7 @@ def build(
         if options.require_all_tools:
             require_all_tools(options.omitted)
         root_image = root.resolve_root(settings, registry, platforms, observer.note, lock.locked_root(settings),
-                                       lock.root_pins(settings))
+                                       lock.root_pins(settings), allow_drift=options.allow_root_drift)
         with observer.board(prepared.plan) as listener:
             record = build_stage.build(settings, prepared.plan, root_image, prepared.rendered, registry,
                                        options, listener)
@@ -421,6 +446,7 @@ def publish(
         release = ReleaseRecord(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), revision=record.revision,
             version=version, repository=record.repository, over_budget=[str(o) for o in over],
+            root_drift=list(record.root.drift),
             vulnerability_scan=request.vulnerability_scan,
             variants=[v.model_copy(update={"sizes": {b.platform: b.sizes for b in record.builds_of(v.variant)
                                                      if b.sizes}}) for v in published],
@@ -441,6 +467,7 @@ class ReleaseRequest:
     max_parallel: int = 2
     network: str | None = None
     require_all_tools: bool = False
+    allow_root_drift: bool = False
     clients: Clients = Clients()
     publish: PublishRequest = field(default_factory=PublishRequest)
 
@@ -454,7 +481,8 @@ def release(settings: Settings, request: ReleaseRequest, observer: Observer) -> 
     # build contexts go to the run's own folder; the committed rendered/ is `render`'s
     observer.stage("render", f"{len(prepared.rendered)} Dockerfiles")
     options = build_options(settings, force=request.force, max_parallel=request.max_parallel,
-                            network=request.network, require_all_tools=request.require_all_tools)
+                            network=request.network, require_all_tools=request.require_all_tools,
+                            allow_root_drift=request.allow_root_drift)
     record = _stage(observer, "build", lambda: _built(build(settings, target, prepared, options, observer,
                                                             check_lock=False)))
     targets = smoke.targets_of(record, [], [])
@@ -484,7 +512,7 @@ T = TypeVar("T")
 def local_key(registry: str, observer: Observer) -> Path | None:
     """On a registry of this machine, a release signs with this machine's own key pair (made
     on first use): what it makes can then be verified. Elsewhere: no key (CI signs keyless)."""
-    if not registry.startswith(("localhost:", "127.0.0.1:", "localhost/", "127.0.0.1/")):
+    if not oci.loopback(registry):
         return None
     key, public = cosign.local_key_pair(state.subdir("keys"))
     observer.note(f"signing with this machine's key {key} (verify with --key {public})")

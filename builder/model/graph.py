@@ -113,6 +113,8 @@ class RootImage:
     platforms: dict[str, str]
     bootstrapped: bool = False
     """Made by the factory (its index is then ours to join), not an ordinary reference."""
+    drift: tuple[str, ...] = ()
+    """Each platform root that differs from the lock's pin, built on by choice (--allow-root-drift)."""
 
     @property
     def pinned(self) -> str:

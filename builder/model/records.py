@@ -28,6 +28,8 @@ class RootRecord(Record):
     digest: str
     platforms: dict[str, str]
     bootstrapped: bool = False
+    drift: list[str] = Field(default_factory=list)
+    """Each platform root that differs from the lock's pin, built on with --allow-root-drift."""
 
 
 class LayerSize(Record):
@@ -228,6 +230,8 @@ class ReleaseRecord(Record):
     variants: list[PublishedVariant]
     over_budget: list[str] = Field(default_factory=list)
     """Budgets broken on purpose (--allow-over-budget), as they were reported."""
+    root_drift: list[str] = Field(default_factory=list)
+    """Roots other than the lock's pins the images stand on (--allow-root-drift), as reported."""
     vulnerability_scan: str = ""
     """What scanned the published digests, or why nothing did."""
 

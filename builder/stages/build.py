@@ -55,6 +55,8 @@ class BuildOptions:
     variant with optional tools is a key, so the build is told what to leave out."""
     require_all_tools: bool = False
     """Fail before building when an optional tool would be left out (a real release)."""
+    allow_root_drift: bool = False
+    """Build on a root other than the lock's pin (recorded) instead of refusing."""
     load: dict[str, str] = field(default_factory=dict)
     """Variant -> local tag: built for one platform and loaded into the engine, not pushed
     (the quick local loop for a team's Dockerfile)."""
@@ -313,7 +315,7 @@ def build(
         registry=registry, repository=plan.repository, created=options.created,
         revision=options.revision,
         root=RootRecord(reference=root.reference, digest=root.digest, platforms=root.platforms,
-                        bootstrapped=root.bootstrapped),
+                        bootstrapped=root.bootstrapped, drift=list(root.drift)),
         builds=builds, variants=[] if interrupted else join_indexes(plan, executor.results, options.load),
         interrupted=interrupted, layer_cache="registry (mode=max)" if executor.separate_cache else "inline",
     )

@@ -115,14 +115,16 @@ def root_pins(settings: Settings) -> RootPins | None:
 
 def resolve(
     settings: Settings, variants: VariantSet, verify_tools: bool = True, pins: RootPins | None = None,
+    *, online: bool = True,
 ) -> dict[str, Any]:
+    """The lock document the variant files and (ONLINE) the registries call for now."""
     platforms = {p for v in variants for p in v.platforms}
     tools_now = declared_tools(variants, settings)
     if verify_tools:
         for variant, entries in tools_now.items():
             for name, entry in entries.items():
                 _verify_tool_exists(variant, name, entry)
-    return {"schema": 1, "root": _root_entry(settings, platforms, resolve=True, pins=pins), "tools": tools_now}
+    return {"schema": 1, "root": _root_entry(settings, platforms, resolve=online, pins=pins), "tools": tools_now}
 
 
 def dump(data: dict[str, Any]) -> str:
@@ -268,10 +270,16 @@ class Staleness:
     """Each pin that moved, from what to what."""
 
 
-def staleness(settings: Settings, variants: VariantSet) -> Staleness:
-    """How the lock differs from the variant files (no network look-ups)."""
+def staleness(settings: Settings, variants: VariantSet, *, online: bool = True) -> Staleness:
+    """How the lock differs from the variant files and, ONLINE, from the digest an ordinary
+    root reference has now (a bootstrapped root's pins are compared by the caller, with
+    the registry that holds them). Offline, a reference root's pin stands while its
+    reference does."""
     locked = read(lock_path(settings))
-    current = resolve(settings, variants, verify_tools=False, pins=root_pins(settings))
+    current = resolve(settings, variants, verify_tools=False, pins=root_pins(settings), online=online)
+    reference = current["root"].get("reference")
+    if not online and reference is not None and reference == locked["root"].get("reference"):
+        current["root"] = locked["root"]
     return Staleness(differences(locked, current), moves(pinned(locked), current))
 
 

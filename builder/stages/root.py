@@ -153,7 +153,7 @@ def _trusted(tag: str, key: str, report: Report) -> str | None:
     digest = oci.lookup(tag)
     if digest is None:
         return None
-    config = json.loads(oci.config_of(tag))
+    config = json.loads(oci.config_of(f"{oci.repository_of(tag)}@{digest}"))  # by the digest read
     labels = (config.get("config") or {}).get("Labels") or {}
     layers = (config.get("rootfs") or {}).get("diff_ids") or []
     found = labels.get(KEY_LABEL)
@@ -179,10 +179,19 @@ def _moved(platform: str, made: str, pinned: str, packages: dict[str, str], pins
     return f"root {platform} is {made}, the lock pins {pinned}: {cause}"
 
 
+REPIN = "run `hjk-images lock --update --only root` and commit the lock"
+
+
+class RootDrift(FactoryError):
+    """A build would stand on a root the lock doesn't pin."""
+
+
 def _platform_root(
     settings: Settings, registry: str, platform: str, pins: RootPins | None, report: Report,
+    drift: list[str] | None = None,
 ) -> str:
-    """This platform's root digest in the registry: found there, or made here and pushed."""
+    """This platform's root digest in the registry: found there, or made here and pushed. A
+    root other than the lock's pin is refused, unless DRIFT is given to collect it in."""
     boot = settings.config.root.bootstrap
     arch = arch_of(platform)
     repository = root_repository(settings, registry)
@@ -195,33 +204,60 @@ def _platform_root(
     report(f"root {boot.suite}/{arch}: preparing root file system")
     tar = make_rootfs(boot, arch, state.subdir("cache", "rootfs"), state.subdir("logs") / f"mmdebstrap-{arch}.log")
     image = write_root_image(tar, boot)
+    moved = _moved(platform, image.digest, pinned, packages_in(tar.path), pins) \
+        if pins and pinned and pinned != image.digest else None
+    if moved and drift is None:  # refused before anything is pushed
+        raise RootDrift(f"{moved}; a build stands only on the pinned root: {REPIN}, or pass --allow-root-drift")
     tag = key_tag(repository, boot, arch)
     pushed = oci.push_layout(image.path, ocilayout.REF_NAME, tag)
     if pushed != image.digest:
         raise FactoryError(f"the registry stored {tag} as {pushed}, not as the {image.digest} written here")
     size = tar.path.stat().st_size // 2**20
     report(f"root {boot.suite}/{arch}: {'cached' if tar.cached else 'made'} ({size} MiB), pushed {image.digest}")
-    if pins and pinned and pinned != image.digest:
-        report(_moved(platform, image.digest, pinned, packages_in(tar.path), pins)
-               + "; run `hjk-images lock --update --only root` to pin it")
+    if moved and drift is not None:
+        drift.append(moved)
+        report(f"{moved}; built on it anyway (--allow-root-drift); {REPIN} to pin it")
     return image.digest
+
+
+def pin_problems(settings: Settings, registry: str, pins: RootPins | None) -> list[str]:
+    """The lock's bootstrapped-root pins against what REGISTRY holds under each platform's
+    input tag (read once, by tag): one line per platform that differs or can't be compared."""
+    boot = settings.config.root.bootstrap
+    repository = root_repository(settings, registry)
+    problems = []
+    for platform in settings.config.platforms:
+        tag = key_tag(repository, boot, arch_of(platform))
+        pinned = pins.images.get(platform) if pins else None
+        held = oci.lookup(tag)
+        if pinned is None:
+            problems.append(f"root {platform}: the lock pins no digest; {REPIN}")
+        elif held is None:
+            problems.append(f"root {platform}: {registry} holds no root to compare the pin with ({tag}); "
+                            "run `hjk-images root bootstrap` there, or check the inputs alone with --offline")
+        elif held != pinned:
+            problems.append(f"root {platform}: the lock pins {pinned}, {tag} holds {held}")
+    return problems
 
 
 def bootstrap(
     settings: Settings, registry: str, platforms: list[str] | None = None,
-    report: Report = _quiet, pins: RootPins | None = None,
+    report: Report = _quiet, pins: RootPins | None = None, *, allow_drift: bool = False,
 ) -> RootImage:
     """Find or make each platform's root in the registry; join the index when this run
-    holds every platform the factory builds for."""
+    holds every platform the factory builds for. A root the lock doesn't pin is refused
+    (ALLOW_DRIFT: made, pushed and named in the returned image's `drift`)."""
     boot = settings.config.root.bootstrap
     chosen = platforms or list(settings.config.platforms)
     tools.ensure_docker()
+    drift: list[str] | None = [] if allow_drift else None
     with state.exclusive("rootfs"), ThreadPoolExecutor(max_workers=len(chosen)) as pool:
-        digests = dict(zip(chosen, pool.map(lambda p: _platform_root(settings, registry, p, pins, report), chosen),
-                           strict=True))
+        digests = dict(zip(chosen, pool.map(lambda p: _platform_root(settings, registry, p, pins, report, drift),
+                                            chosen), strict=True))
     tag = f"{root_repository(settings, registry)}:{boot.suite}"
     joined = join_root_index(tag, digests) if set(settings.config.platforms) <= set(chosen) else ""
-    return RootImage(reference=tag, digest=joined, platforms=digests, bootstrapped=True)
+    return RootImage(reference=tag, digest=joined, platforms=digests, bootstrapped=True,
+                     drift=tuple(sorted(drift or ())))
 
 
 def join_root_index(reference: str, platforms: dict[str, str]) -> str:
@@ -304,7 +340,8 @@ def find_roots(
     root = settings.config.root
     if root.source == "reference":
         assert root.reference is not None
-        return oci.inspect(root.reference).platforms if oci.exists(root.reference) else {}
+        digest = oci.lookup(root.reference)  # then read by that digest: the tag may move meanwhile
+        return oci.inspect(f"{oci.repository_of(root.reference)}@{digest}").platforms if digest else {}
     repository = root_repository(settings, registry)
     found = {p: _locate(repository, root.bootstrap, p, pins.images.get(p) if pins else None, _quiet)
              for p in platforms}
@@ -313,13 +350,13 @@ def find_roots(
 
 def resolve_root(
     settings: Settings, registry: str, platforms: list[str], report: Report = _quiet,
-    locked: dict[str, object] | None = None, pins: RootPins | None = None,
+    locked: dict[str, object] | None = None, pins: RootPins | None = None, *, allow_drift: bool = False,
 ) -> RootImage:
     """The root image the variants build on, by digest: bootstrapped (or found) here, or an
     ordinary reference at the digest the lock pins (resolved now only when there is no lock)."""
     root = settings.config.root
     if root.source == "bootstrap":
-        return bootstrap(settings, registry, platforms, report, pins)
+        return bootstrap(settings, registry, platforms, report, pins, allow_drift=allow_drift)
     assert root.reference is not None  # the config model guarantees it
     if locked and locked.get("reference") == root.reference and locked.get("index"):
         pinned = f"{root.reference.split('@')[0]}@{locked['index']}"

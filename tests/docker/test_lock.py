@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 from builder.engine import oci
+from builder.model.records import BuildRecord, load
 from tests.conftest import FIXTURE_CONFIG, fork_variants, hjk
 from tests.docker.conftest import FixtureBuild
 
@@ -89,10 +90,47 @@ def test_installed_debian_packages_are_recorded_and_drift_is_reported(
     assert recorded["tiny linux/arm64"]["dpkg"] and recorded["leaf linux/amd64"]["libc6"]
     assert "Debian packages of 10 images recorded" in first.stderr
     # the record is not a pin: the lock stays current
-    assert "is current" in hjk("--config", str(overlay), "lock", "--check").stderr
+    assert "is current" in hjk("--config", str(overlay), "lock", "--check",
+                               "--registry", fixture_build.registry.address).stderr
     data = yaml.safe_load(lockfile.read_text())
     real = data["debian"]["tiny linux/amd64"]["dpkg"]
     data["debian"]["tiny linux/amd64"]["dpkg"] = "0.0-old"
     lockfile.write_text(yaml.safe_dump(data))
     again = hjk("--config", str(overlay), "lock", "--record-debian", str(fixture_build.record_path))
     assert again.stdout.splitlines() == [f"debian tiny linux/amd64 dpkg: 0.0-old -> {real}"]
+
+
+def test_the_lock_holds_the_bootstrapped_root(fixture_build: FixtureBuild, tmp_path: Path) -> None:
+    """Pins the registry doesn't hold fail `lock --check` (offline it says it checked the inputs
+    alone); a build refuses to stand on a root other than the pinned one, pushing nothing,
+    unless --allow-root-drift, which the build record names."""
+    import yaml
+
+    overlay = fork_variants(tmp_path, FIXTURE_CONFIG.parent / "variants", FIXTURE_CONFIG.read_text(), with_lock=True)
+    registry = fixture_build.registry.address
+    lockfile = tmp_path / "images.lock.yaml"
+    data = yaml.safe_load(lockfile.read_text())
+    real = data["root"]["images"]["linux/amd64"]
+    zero = "sha256:" + "0" * 64
+    data["root"]["images"]["linux/amd64"] = zero
+    lockfile.write_text(yaml.safe_dump(data))
+
+    check = hjk("--config", str(overlay), "lock", "--check", "--registry", registry, check=False)
+    assert check.returncode == 1, check.stderr
+    assert f"root linux/amd64: the lock pins {zero}, " in check.stdout and real in check.stdout
+    assert "the root pins don't match" in check.stderr
+    offline = hjk("--config", str(overlay), "lock", "--check", "--offline")
+    assert "offline: no registry was asked" in offline.stderr
+
+    build = ["--config", str(overlay), "build", "--variant", "tiny", "--platform", "linux/amd64",
+             "--registry", registry, "--record", str(tmp_path / "r.json")]
+    refused = hjk(*build, check=False)
+    assert refused.returncode == 1 and not (tmp_path / "r.json").exists()
+    assert f"root linux/amd64 is {real}, the lock pins {zero}" in refused.stderr
+    assert "run `hjk-images lock --update --only root`" in refused.stderr and "--allow-root-drift" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    hjk(*build, "--allow-root-drift")
+    recorded = load(tmp_path / "r.json", BuildRecord)
+    assert recorded.root.platforms["linux/amd64"] == real
+    (drift,) = recorded.root.drift
+    assert drift.startswith(f"root linux/amd64 is {real}, the lock pins {zero}")

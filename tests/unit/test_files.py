@@ -70,9 +70,9 @@ def test_a_second_run_editing_the_same_file_stops_naming_it(tmp_path: Path) -> N
         cwd=PROJECT_DIR, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
-        with pytest.raises(FactoryError, match=f"another run is editing {path}: wait for it to finish"):
-            with files.editing(path):
-                pass
+        with pytest.raises(FactoryError, match=f"another run is editing {path}: wait for it to finish"), \
+                files.editing(path):
+            pass
     finally:
         holder.kill()
         holder.wait()

@@ -11,8 +11,8 @@ from tests.conftest import FIXTURE_CONFIG, PROJECT_DIR, fork_variants, hjk
 
 
 def test_the_committed_locks_are_current() -> None:
-    assert "is current" in hjk("lock", "--check").stderr
-    assert "is current" in hjk("--config", str(FIXTURE_CONFIG), "lock", "--check").stderr
+    assert "is current" in hjk("lock", "--check", "--offline").stderr
+    assert "is current" in hjk("--config", str(FIXTURE_CONFIG), "lock", "--check", "--offline").stderr
 
 
 def fork(tmp_path: Path) -> Path:
@@ -23,7 +23,7 @@ def test_a_variant_file_change_makes_check_fail_with_a_diff(tmp_path: Path) -> N
     overlay = fork(tmp_path)
     base = tmp_path / "variants" / "base.yaml"
     base.write_text(base.read_text().replace("version: 2.1.332", "version: 2.1.331"))
-    proc = hjk("--config", str(overlay), "lock", "--check", check=False)
+    proc = hjk("--config", str(overlay), "lock", "--check", "--offline", check=False)
     assert proc.returncode == 1
     assert "-      version: 2.1.332" in proc.stdout and "+      version: 2.1.331" in proc.stdout
     assert "images.lock.yaml is stale: run `hjk-images lock --update`" in proc.stderr
@@ -33,7 +33,7 @@ def test_a_hand_broken_lockfile_is_refused_and_left_alone(tmp_path: Path) -> Non
     overlay = fork(tmp_path)
     lockfile = tmp_path / "images.lock.yaml"
     lockfile.write_text("schema: 1\ntools: [not, a, mapping]\n")
-    proc = hjk("--config", str(overlay), "lock", "--check", check=False)
+    proc = hjk("--config", str(overlay), "lock", "--check", "--offline", check=False)
     assert proc.returncode == 1 and "not a lockfile of schema 1" in proc.stderr
     assert lockfile.read_text() == "schema: 1\ntools: [not, a, mapping]\n"
 
@@ -59,7 +59,7 @@ def test_update_reports_what_moved(tmp_path: Path) -> None:
     # one tool: the root's digests are made again only for the root (docker tier)
     proc = hjk("--config", str(overlay), "lock", "--update", "--only", "codex")
     assert proc.stdout.splitlines() == ["tool base/codex: 0.171.0 -> 0.169.0"]
-    assert "is current" in hjk("--config", str(overlay), "lock", "--check").stderr
+    assert "is current" in hjk("--config", str(overlay), "lock", "--check", "--offline").stderr
 
 
 BOOT = {"suite": "trixie", "mirror": "http://deb.debian.org/debian", "packages": ["ca-certificates"]}
@@ -87,6 +87,6 @@ def test_the_committed_lock_pins_a_root_digest_per_platform() -> None:
 def test_changing_the_root_inputs_makes_the_pinned_digests_stale(tmp_path: Path) -> None:
     overlay = fork_variants(tmp_path, PROJECT_DIR / "variants",
                             "root:\n  bootstrap:\n    packages: [ca-certificates, vim-tiny]\n", with_lock=True)
-    proc = hjk("--config", str(overlay), "lock", "--check", check=False)
+    proc = hjk("--config", str(overlay), "lock", "--check", "--offline", check=False)
     assert proc.returncode == 1
     assert "+    - vim-tiny" in proc.stdout and "-  images:" in proc.stdout
