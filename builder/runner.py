@@ -447,6 +447,7 @@ def publish(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), revision=record.revision,
             version=version, repository=record.repository, over_budget=[str(o) for o in over],
             root_drift=list(record.root.drift),
+            test_deviations=[d for d in results.deviations if d.split(" ", 1)[0] in wanted],
             vulnerability_scan=request.vulnerability_scan,
             variants=[v.model_copy(update={"sizes": {b.platform: b.sizes for b in record.builds_of(v.variant)
                                                      if b.sizes}}) for v in published],
@@ -541,7 +542,10 @@ def _built(record: BuildRecord) -> tuple[BuildRecord, str]:
 def _passed(results: TestResults) -> tuple[TestResults, str]:
     if not results.passed:
         raise FactoryError(f"{len(results.images)} images, some failed their smoke tests")
-    return results, f"{len(results.images)} images passed"
+    deviating = len(results.deviations)
+    return results, f"{len(results.images)} images passed" + (
+        f" [yellow]({deviating} with a deviation from how their client starts them: see the test table)[/]"
+        if deviating else "")
 
 
 def _stage(observer: Observer, name: str, action: Callable[[], tuple[T, str | None]]) -> T:

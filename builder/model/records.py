@@ -181,6 +181,14 @@ class ImageResult(Record):
     def passed(self) -> bool:
         return self.error is None and all(c.status != "failed" for c in self.checks)
 
+    @property
+    def verdict(self) -> str:
+        """passed, passed with a deviation (started otherwise than its client would: the host
+        refused a flag), or failed: a deviation is never shown as a plain pass."""
+        if not self.passed:
+            return "failed"
+        return "passed with a deviation" if self.deviation else "passed"
+
 
 class TestResults(Record):
     __test__ = False  # not a pytest class
@@ -191,6 +199,11 @@ class TestResults(Record):
     @property
     def passed(self) -> bool:
         return bool(self.images) and all(i.passed for i in self.images)
+
+    @property
+    def deviations(self) -> list[str]:
+        """'variant platform (client): how it was started otherwise' for each deviating image."""
+        return [f"{i.variant} {i.platform} ({i.client}): {i.deviation}" for i in self.images if i.deviation]
 
     def passed_for(self, variant: str, platform: str, reference: str) -> bool:
         """True when REFERENCE was tested and every result recorded for it is a pass:
@@ -230,6 +243,8 @@ class ReleaseRecord(Record):
     variants: list[PublishedVariant]
     over_budget: list[str] = Field(default_factory=list)
     """Budgets broken on purpose (--allow-over-budget), as they were reported."""
+    test_deviations: list[str] = Field(default_factory=list)
+    """Images tested otherwise than their client starts them (the host refused a flag), as reported."""
     root_drift: list[str] = Field(default_factory=list)
     """Roots other than the lock's pins the images stand on (--allow-root-drift), as reported."""
     vulnerability_scan: str = ""

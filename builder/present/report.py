@@ -148,7 +148,8 @@ def test_summary(results: TestResults) -> Table:
         table.add_row(
             image.variant, image.platform, image.client, short_digest(image.reference.split("@")[-1]),
             str(len(image.checks)), str(failed), str(omitted),
-            "[green]passed[/]" if image.passed else "[bold red]FAILED[/]",
+            {"passed": "[green]passed[/]", "failed": "[bold red]FAILED[/]"}.get(
+                image.verdict, f"[yellow]{image.verdict}[/]"),
         )
     return table
 

@@ -181,3 +181,24 @@ def test_junit_tells_the_clients_apart() -> None:
     assert [s.get("name") for s in suites] == ["base linux/amd64", "base linux/amd64 (devcontainer)"]
     (prop,) = suites[1].iter("property")
     assert prop.get("name") == "devcontainer-deviation"
+
+
+def test_a_deviation_is_never_shown_as_a_plain_pass() -> None:
+    """An image started with stand-in flags (the host refused --privileged) passes, but the
+    table, the release's stage line and the release record say how it was started."""
+    from rich.console import Console
+
+    from builder.model.records import CheckOutcome, ImageResult, TestResults
+    from builder.present import report
+
+    ok = CheckOutcome(name="c", kind="devcontainer", status="passed", duration_s=0.1, detail="")
+    plain = ImageResult(variant="base", platform="linux/amd64", reference="r@sha256:" + "a" * 64, checks=[ok])
+    stand_in = plain.model_copy(update={"variant": "dind", "client": "devcontainer",
+                                        "deviation": "--privileged refused by the host: --cap-add=SYS_ADMIN"})
+    results = TestResults(run_id="1", images=[plain, stand_in])
+    assert results.passed and (plain.verdict, stand_in.verdict) == ("passed", "passed with a deviation")
+    assert results.deviations == ["dind linux/amd64 (devcontainer): --privileged refused by the host: "
+                                  "--cap-add=SYS_ADMIN"]
+    console = Console(width=200, record=True)
+    console.print(report.test_summary(results))
+    assert "passed with a deviation" in console.export_text()
