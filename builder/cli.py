@@ -18,7 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from builder import runner
-from builder.engine import auth, commands
+from builder.engine import auth, commands, oci
 from builder.engine import registry as registry_mod
 from builder.model import starting
 from builder.model.allowlist import load_allowlist, trivy_ignore
@@ -131,6 +131,10 @@ def main(ctx: click.Context, config_path: Path | None, namespace: str | None) ->
     local registry; name a registry with --registry or in factory.yaml.
     """
     commands.handle_stop_signals()
+    try:
+        oci.registry_timeout()  # settings from the environment are checked before any work starts
+    except FactoryError as exc:
+        raise click.ClickException(str(exc)) from None
     obj = ctx.ensure_object(dict)
     obj["config"] = config_path
     obj["namespace"] = namespace.lower() if namespace else None  # OCI names are lower case

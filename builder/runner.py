@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -43,7 +44,16 @@ from builder.model.records import (
     save,
 )
 from builder.model.rendered import RenderedVariant
-from builder.model.variants import ROOT, Checks, VariantFile, VariantSet, client_tools, load_variant_files, resolve
+from builder.model.variants import (
+    NAME_PATTERN,
+    ROOT,
+    Checks,
+    VariantFile,
+    VariantSet,
+    client_tools,
+    load_variant_files,
+    resolve,
+)
 from builder.stages import budget, lock, provenance, root, sbom, sign, smoke
 from builder.stages import build as build_stage
 from builder.stages import bump as bump_stage
@@ -97,6 +107,9 @@ def variants_of(settings: Settings) -> VariantSet:
             raise FactoryError(f"budgets.{name}: no variant named '{name}' (known: {', '.join(files)})")
     if settings.dockerfile_variant is not None:
         path, name = settings.dockerfile_variant
+        if not re.fullmatch(NAME_PATTERN, name):
+            raise FactoryError(f"--name {name!r}: a variant name is lower-case letters, digits and '-', "
+                               "starting with a letter (at most 41 characters)")
         if name in files:
             raise FactoryError(f"--name {name}: a variant of that name already exists")
         checks_file = path.parent / "hjk-checks.yaml"

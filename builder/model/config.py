@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from builder.model import safe
 from builder.model.errors import FactoryError
 from builder.model.loading import describe_validation_error, read_yaml
 
@@ -217,11 +218,20 @@ class Client(Strict):
     min_age: str | None = None
 
 
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9a-fA-F:]+\])(?::\d{1,5})?/?"
+RepositoryPath = Annotated[str, safe.checked("repository path", "a-z0-9._/-",
+                                             rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*",
+                                             "lower-case OCI name components joined by /")]
+RegistryHost = Annotated[str, safe.checked("registry host", r"A-Za-z0-9.:\[\]/-", _HOST,
+                                           "host[:port], e.g. ghcr.io or localhost:5000")]
+
+
 class FactoryConfig(Strict):
-    registry: str | None = None
+    registry: RegistryHost | None = None
     """Registry host (ghcr.io, localhost:5000...). None: the embedded local registry."""
-    namespace: str = "gilmanlab"
-    image: str = "headjack"
+    namespace: RepositoryPath = "gilmanlab"
+    image: RepositoryPath = "headjack"
     platforms: list[Platform] = Field(default_factory=lambda: list(SUPPORTED_PLATFORMS))
     root: RootConfig = Field(default_factory=RootConfig)
     embedded_registry: EmbeddedRegistryConfig = Field(default_factory=lambda: EmbeddedRegistryConfig(port=5000))
@@ -350,6 +360,13 @@ def load_settings(
     except ValidationError as exc:
         first = tuple(exc.errors()[0]["loc"])
         blame = overlay if overlay and _has_key(extra, first) else base_path
+        if overrides and _has_key(overrides, first):  # a command-line option or its variable
+            blame = Path(f"--{first[0]} (or $HJK_{str(first[0]).upper()})")
         raise FactoryError(describe_validation_error(blame, FactoryConfig, exc)) from None
     overlay_path = overlay.resolve() if overlay else None
-    return Settings(config=config, project_dir=project, overlay_path=overlay_path)
+    settings = Settings(config=config, project_dir=project, overlay_path=overlay_path)
+    bundle = settings.ca_bundle
+    if bundle is not None and not bundle.is_file():
+        blame = overlay if overlay and "ca_bundle" in extra else base_path
+        raise FactoryError(f"{blame}: ca_bundle: {bundle} is not a file (give a PEM file, `auto` or `none`)")
+    return settings
