@@ -114,7 +114,8 @@ CASES = [
     Case("overlay-min-age", RENDER, "bump.min_age: 'two days' is not a duration",
          [append(OVERLAY, "bump: {min_age: two days}\n")]),
     Case("overlay-root-reference-missing", RENDER, "root", [append(OVERLAY, "root: {source: reference}\n")]),
-    Case("overlay-ca-bundle-missing", RENDER, "overlay.yaml: ca_bundle: {root}/no-such.pem is not a file", [append(OVERLAY, "ca_bundle: no-such.pem\n")]),
+    Case("overlay-ca-bundle-missing", RENDER, "overlay.yaml: ca_bundle: {root}/no-such.pem is not a file",
+         [append(OVERLAY, "ca_bundle: no-such.pem\n")]),
     # --- the lock -------------------------------------------------------------------------
     Case("lock-not-yaml", CHECK, "images.lock.yaml: not valid YAML", [append(LOCK, "root: [\n")]),
     Case("lock-wrong-shape", CHECK, "images.lock.yaml: not a lockfile of schema 1", [write(LOCK, "- 1\n- 2\n")]),
@@ -127,7 +128,8 @@ CASES = [
     # --- the vulnerability allow-list --------------------------------------------------------
     Case("allowlist-expired", ["scan-policy"], "expired allow-list entries",
          [append(OVERLAY, "vulnerability_allowlist: allow.yaml\n"),
-          write("allow.yaml", "entries:\n  - {id: CVE-2020-1, reason: accepted until a fix ships, expires: 2020-01-01}\n")]),
+          write("allow.yaml",
+                "entries:\n  - {id: CVE-2020-1, reason: accepted until a fix ships, expires: 2020-01-01}\n")]),
     Case("allowlist-no-reason", ["scan-policy"], "allow.yaml",
          [append(OVERLAY, "vulnerability_allowlist: allow.yaml\n"),
           write("allow.yaml", "entries:\n  - {id: CVE-2020-1, expires: 2099-01-01}\n")]),
