@@ -10,12 +10,46 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
+def instructions(dockerfile: str) -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
+    joined = re.sub(r"\\\n", " ", "\n".join(
+        line for line in dockerfile.splitlines() if not line.lstrip().startswith("#")
+    ))
+    pairs = []
+    for line in joined.splitlines():
+        word, _, rest = line.strip().partition(" ")
+        if word:
+            pairs.append((word.upper(), rest.strip()))
+    return pairs
+
+
+def instruction_words(dockerfile: str) -> tuple[str, ...]:
+    """The instruction list: RUN, ENV, USER... in order."""
+    return tuple(word for word, _ in instructions(dockerfile))
+
+
 @dataclass(frozen=True)
 class RenderedVariant:
     name: str
     dockerfile: str
     files: dict[str, bytes] = field(default_factory=dict)
     """Build-context files beside the Dockerfile, by relative path."""
+    declared: tuple[str, ...] | None = None
+    """The instruction list its template declares: rendered with no data value able to break
+    a line. None for a team's own Dockerfile (no template)."""
+
+    def undeclared_instructions(self) -> str | None:
+        """How the Dockerfile's instructions differ from the declared ones, or None."""
+        if self.declared is None:
+            return None
+        found = instruction_words(self.dockerfile)
+        if found == self.declared:
+            return None
+        at = next((i for i, (a, b) in enumerate(zip(found, self.declared, strict=False)) if a != b),
+                  min(len(found), len(self.declared)))
+        return (f"instruction {at + 1} is {found[at] if at < len(found) else '(none)'}, the template declares "
+                f"{self.declared[at] if at < len(self.declared) else '(none)'} ({len(found)} instructions, "
+                f"{len(self.declared)} declared)")
 
     def content_hash(self) -> str:
         """Digest of everything in the build context (Dockerfile and files)."""

@@ -6,6 +6,7 @@ noise and is byte-identical for identical inputs.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import shlex
@@ -15,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from pydantic import BaseModel
 
 from builder.model import devcontainer, headjack
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
 from builder.model.graph import stage_arg
-from builder.model.rendered import RenderedVariant, differs
+from builder.model.rendered import RenderedVariant, differs, instruction_words
 from builder.model.variants import ROOT, Runtime, Variant
 
 LANGUAGE_FILES = "files/languages"
@@ -33,8 +35,9 @@ RENDERED_DIR = "rendered"
 
 
 def double_quoted(value: object) -> str:
-    """A Dockerfile double-quoted string (ENV). `$` stays live so build args expand."""
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    """A Dockerfile double-quoted string (ENV). `$` stays live so build args expand; a line
+    break is written escaped, so it can never start an instruction."""
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
     return f'"{text}"'
 
 
@@ -336,15 +339,43 @@ def render_variant(variant: Variant, settings: Settings) -> RenderedVariant:
     assert name is not None  # the model requires a template or a dockerfile
     try:
         template = env.get_template(name)
-        text = template.render(**_context(variant, settings))
+        context = _context(variant, settings)
+        text = _tidy(template.render(**context))
+        declared = instruction_words(template.render(**_unbroken(context)))
     except jinja2.TemplateNotFound as exc:
         raise FactoryError(f"{variant.path}: template: '{exc.name}' not found in {settings.templates_dir}") from None
     except jinja2.UndefinedError as exc:
         where = _template_location(exc, name)
-        raise FactoryError(f"{where}: {exc.message} (rendering variant '{variant.name}')") from None
+        raise FactoryError(f"{where}: {exc.message} (rendering variant {variant.name!r})") from None
     except jinja2.TemplateSyntaxError as exc:
         raise FactoryError(f"{exc.filename or exc.name}:{exc.lineno}: {exc.message}") from None
-    return RenderedVariant(variant.name, _tidy(text), _context_files(settings, variant))
+    rendered = RenderedVariant(variant.name, text, _context_files(settings, variant), declared)
+    undeclared = rendered.undeclared_instructions()
+    if undeclared:  # the models' checks should make this unreachable: a second line of defence
+        raise FactoryError(f"{variant.path}: rendering {variant.name!r} gave {undeclared}: a value of the variant "
+                           "file became build code; the field it came from needs a stricter type")
+    return rendered
+
+
+CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _unbroken(value: Any) -> Any:
+    """VALUE (a render context) with every control character in its strings replaced: what
+    the template renders when no data value can break a line, so its declared instructions.
+    Conditions in the template see the same values, except for such characters."""
+    if isinstance(value, str):
+        return CONTROL.sub("?", value)
+    if isinstance(value, BaseModel):
+        return value.model_copy(update={n: _unbroken(getattr(value, n)) for n in type(value).model_fields})
+    if isinstance(value, dict):
+        return {_unbroken(k): _unbroken(v) for k, v in value.items()}
+    if isinstance(value, list) or type(value) is tuple:
+        return type(value)(_unbroken(v) for v in value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.replace(value, **{f.name: _unbroken(getattr(value, f.name))
+                                             for f in dataclasses.fields(value) if f.init})
+    return value
 
 
 def _template_location(exc: BaseException, fallback: str) -> str:

@@ -3,7 +3,6 @@ helper scripts the images run (shellcheck) and the workflows' commands."""
 
 from __future__ import annotations
 
-import re
 import shlex
 import sys
 import tempfile
@@ -15,7 +14,7 @@ import click
 from builder.engine import commands as tools
 from builder.model import devcontainer, headjack
 from builder.model.config import Settings
-from builder.model.rendered import RenderedVariant
+from builder.model.rendered import RenderedVariant, instructions
 from builder.stages.lint.workflows import check_workflow, makefile_targets
 
 
@@ -32,17 +31,10 @@ def _venv_tool(name: str) -> str:
     return str(local) if local.exists() else name
 
 
-def _instructions(dockerfile: str) -> list[tuple[str, str]]:
-    """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
-    joined = re.sub(r"\\\n", " ", "\n".join(
-        line for line in dockerfile.splitlines() if not line.lstrip().startswith("#")
-    ))
-    pairs = []
-    for line in joined.splitlines():
-        word, _, rest = line.strip().partition(" ")
-        if word:
-            pairs.append((word.upper(), rest.strip()))
-    return pairs
+def instruction_findings(rendered: dict[str, RenderedVariant]) -> list[Finding]:
+    """Each rendered Dockerfile whose instruction list isn't the one its template declares."""
+    return [Finding("instructions", f"rendered {name}/Dockerfile", f"{undeclared}: variant data became build code")
+            for name, result in rendered.items() if (undeclared := result.undeclared_instructions())]
 
 
 def contract_problems(dockerfile: str) -> list[str]:
@@ -52,7 +44,7 @@ def contract_problems(dockerfile: str) -> list[str]:
     specification's JSON, an init that such a client would replace."""
     labels: dict[str, str] = {}
     user = ""
-    for instruction, arguments in _instructions(dockerfile):
+    for instruction, arguments in instructions(dockerfile):
         if instruction == "LABEL":
             for token in shlex.split(arguments):
                 key, _, value = token.partition("=")
@@ -93,6 +85,7 @@ def lint(
     hadolint = _venv_tool("hadolint")
     tools.require(hadolint, "install the test extras (`make setup`)")
     config = settings.project_dir / ".hadolint.yaml"
+    findings += instruction_findings(rendered)
     for name, result in rendered.items():
         broken = contract_problems(result.dockerfile)
         if broken:
