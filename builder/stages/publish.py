@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import re
+import time
 
 from builder.engine import commands as tools
 from builder.engine import oci
@@ -98,24 +99,48 @@ def _current_digest(reference: str) -> str | None:
     return oci.lookup(reference)
 
 
-def apply(plans: list[TagPlan], repository: str) -> list[PublishedVariant]:
+SETTLE_SECONDS = 2.0
+"""How long publish waits after writing immutable tags before reading them back: a run that
+checked a tag just before this one wrote it, and writes it just after, shows up by then."""
+
+
+def apply(plans: list[TagPlan], repository: str, settle: float = SETTLE_SECONDS) -> list[PublishedVariant]:
     """Move each tag that isn't right yet, one at a time: imagetools writes the tags of one
     call in parallel, and a registry that dies mid-write can tear every write in flight
-    (an empty link file it then answers 500 for), where one at a time tears at most one."""
-    published = []
+    (an empty link file it then answers 500 for), where one at a time tears at most one.
+
+    Immutable tags go first, each checked again right before it is written (signing and
+    attesting took minutes since the plan), then read back after SETTLE seconds: a registry
+    has no compare-and-swap, so of two runs writing the same tag at once the one whose
+    digest stays wins and the other stops there. Moving tags follow only then."""
+    moved = {plan.variant: [t for t in plan.tags if _current_digest(f"{repository}:{t}") != plan.index_digest]
+             for plan in plans}
+    claimed: list[tuple[TagPlan, str]] = []
     for plan in plans:
-        moved = [t for t in plan.tags if _current_digest(f"{repository}:{t}") != plan.index_digest]
-        for tag in moved:
-            if tag in plan.immutable and not plan.forced:
-                # signing and attesting took minutes since the plan: another run may have written it
+        for tag in (t for t in moved[plan.variant] if t in plan.immutable):
+            if not plan.forced:
                 current = _current_digest(f"{repository}:{tag}")
                 if current is not None and current != plan.index_digest:
                     raise FactoryError(f"refusing to move immutable tag {repository}:{tag}: it was written "
                                        f"({current}) while this publish ran; nothing more is tagged")
-            argv = ["docker", "buildx", "imagetools", "create", "-t", f"{repository}:{tag}", plan.source]
-            tools.retry_transient(functools.partial(tools.run, argv, timeout=600))
-        published.append(PublishedVariant(
-            variant=plan.variant, repository=repository, index_digest=plan.index_digest,
-            platforms=plan.platforms, tags=plan.tags, moved=moved,
-        ))
-    return published
+                claimed.append((plan, tag))
+            _write_tag(repository, tag, plan.source)
+    if claimed:
+        time.sleep(settle)
+        for plan, tag in claimed:
+            current = _current_digest(f"{repository}:{tag}")
+            if current != plan.index_digest:
+                raise FactoryError(f"immutable tag {repository}:{tag} holds {current}, not this publish's "
+                                   f"{plan.index_digest}: another run wrote it at the same time and won; "
+                                   "no moving tag was written")
+    for plan in plans:
+        for tag in (t for t in moved[plan.variant] if t not in plan.immutable):
+            _write_tag(repository, tag, plan.source)
+    return [PublishedVariant(variant=plan.variant, repository=repository, index_digest=plan.index_digest,
+                             platforms=plan.platforms, tags=plan.tags, moved=moved[plan.variant])
+            for plan in plans]
+
+
+def _write_tag(repository: str, tag: str, source: str) -> None:
+    argv = ["docker", "buildx", "imagetools", "create", "-t", f"{repository}:{tag}", source]
+    tools.retry_transient(functools.partial(tools.run, argv, timeout=600))

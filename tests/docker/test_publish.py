@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -92,7 +93,9 @@ def test_an_invalid_tag_is_rejected_before_anything_is_pushed(
     before = tags_of(fixture_build)
     proc = publish(fixture_build, passing_results, tmp_path, "--variant", "leaf", config=overlay)
     assert proc.returncode == 1
-    assert "tag 'xleaf/nested' for leaf is not a valid OCI tag" in proc.stderr
+    # refused when the config loads, before the record is even read
+    assert f"{overlay}: tags.moving[1]: tag template 'x{{variant}}/nested' gives 'xbase/nested', not an OCI tag" \
+        in proc.stderr
     assert tags_of(fixture_build) == before
     assert not (tmp_path / "release.json").exists()
 
@@ -121,3 +124,46 @@ def test_an_image_over_budget_stops_publish_before_any_tag_moves(
     assert "leaf-3.0.0" in tags_of(fixture_build)
     sizes = release["variants"][0]["sizes"]
     assert set(sizes) == {"linux/amd64", "linux/arm64"} and all(s["compressed"] > 0 for s in sizes.values())
+
+
+def test_two_publishes_racing_for_one_immutable_tag_have_exactly_one_winner(
+    fixture_build: FixtureBuild, passing_results: Path, tmp_path: Path,
+) -> None:
+    """A laptop and CI (different state folders, so no shared lock) publish two different,
+    tested builds of leaf at the same release version at the same moment: exactly one wins,
+    the other fails naming the tag, and the tag holds the winner's index."""
+    import uuid
+
+    from builder.model.records import BuildRecord, load
+    from tests.docker.conftest import fixture_cli
+    from tests.docker.test_build import fork_of_fixtures
+
+    overlay = fork_of_fixtures(tmp_path)
+    (tmp_path / "variants" / "fragments" / "leaf.j2").write_text("RUN echo leaf-raced > /etc/leaf-release\n")
+    other_record, other_results = tmp_path / "other.json", tmp_path / "other-results.json"
+    fixture_cli(fixture_build.registry, "build", "--variant", "leaf", "--record", str(other_record), config=overlay)
+    hjk("--config", str(overlay), "test", "--record", str(other_record), "--variant", "leaf",
+        "--results", str(other_results))
+    version = f"7.7.{uuid.uuid4().int % 100000}"
+    tag = f"{fixture_build.record.repository}:leaf-{version}"
+    runs = {
+        fixture_build.record.variant("leaf").digest: (FIXTURE_CONFIG, fixture_build.record_path, passing_results),
+        load(other_record, BuildRecord).variant("leaf").digest: (overlay, other_record, other_results),
+    }
+    assert len(runs) == 2, "two different builds race"
+    exe = str(Path(__file__).parents[2] / ".venv" / "bin" / "hjk-images")
+    started = {
+        digest: subprocess.Popen(
+            [exe, "--config", str(config), "publish", "--record", str(record), "--results", str(results),
+             "--variant", "leaf", "--version", version, "--release-record", str(tmp_path / f"{n}.json")],
+            env={**os.environ, "HJK_STATE_DIR": str(tmp_path / f"state-{n}")},
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for n, (digest, (config, record, results)) in enumerate(runs.items())
+    }
+    ended = {digest: (proc.wait(timeout=600), proc.communicate()[1]) for digest, proc in started.items()}
+    winners = [d for d, (code, _) in ended.items() if code == 0]
+    losers = [d for d, (code, _) in ended.items() if code != 0]
+    assert len(winners) == 1 and len(losers) == 1, ended
+    (loser_err,) = [ended[d][1] for d in losers]
+    assert tag in loser_err and "Traceback" not in loser_err, loser_err
+    assert oci.lookup(tag) == winners[0]

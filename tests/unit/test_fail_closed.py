@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -132,31 +133,57 @@ def test_runtime_checks_fail_under_pythonoptimize(tmp_path: Path) -> None:
     assert proc.stdout.strip() == "failed: must fail", proc.stderr
 
 
-def test_an_immutable_tag_written_while_publish_ran_is_never_moved(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The plan saw `tiny-sha-abc` free; by the time its turn to be written comes, another run
-    has written it: publish stops there, naming the tag, and writes nothing more."""
-    from builder.model.records import TagPlan
-
-    other = "sha256:" + "d" * 64
-    answers = {f"{REPO}:tiny": None, f"{REPO}:tiny-sha-abc": None}
+def fake_registry(monkeypatch: pytest.MonkeyPatch, answer: Callable[[str, list[str]], str | None]) -> list[str]:
+    """publish's view of the registry: ANSWER(reference, tags written so far); returns the writes."""
     written: list[str] = []
-
-    def current(reference: str) -> str | None:
-        if reference.endswith(":tiny-sha-abc") and f"{REPO}:tiny" in written:
-            return other  # the other run got there first
-        return answers[reference]
 
     def run(argv: list[str], **_: object) -> commands.Result:
         written.append(argv[argv.index("-t") + 1])
         return commands.Result(argv, 0, "", "")
 
-    monkeypatch.setattr(publish, "_current_digest", current)
+    monkeypatch.setattr(publish, "_current_digest", lambda reference: answer(reference, written))
     monkeypatch.setattr(commands, "run", run)
+    return written
+
+
+def test_an_immutable_tag_written_while_publish_ran_is_never_moved(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan saw `tiny-sha-abc` free; by the time it is written, another run has written
+    it: publish stops, naming the tag, before any tag (moving ones included) is written."""
+    from builder.model.records import TagPlan
+
+    other = "sha256:" + "d" * 64
+    seen: list[str] = []
+
+    def answer(reference: str, _written: list[str]) -> str | None:
+        seen.append(reference)
+        return other if reference.endswith(":tiny-sha-abc") and seen.count(reference) > 1 else None
+
+    written = fake_registry(monkeypatch, answer)
     plan = TagPlan("tiny", f"{REPO}@{INDEX}", INDEX, {}, ["tiny", "tiny-sha-abc"], ("tiny-sha-abc",))
     with pytest.raises(FactoryError, match=rf"refusing to move immutable tag {REPO}:tiny-sha-abc: it was written "
                                            rf"\({other}\) while this publish ran"):
-        publish.apply([plan], REPO)
-    assert written == [f"{REPO}:tiny"]
+        publish.apply([plan], REPO, settle=0)
+    assert written == []
+
+
+def test_a_run_that_overwrites_the_immutable_tag_at_once_wins_and_this_one_stops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both runs found the tag free and both wrote it; the other wrote last. Read back after
+    the settle, the tag isn't ours: this publish stops before its moving tags."""
+    from builder.model.records import TagPlan
+
+    other = "sha256:" + "d" * 64
+
+    def answer(reference: str, written: list[str]) -> str | None:
+        return other if reference in written else None  # whatever we write, the other run overwrites
+
+    written = fake_registry(monkeypatch, answer)
+    plan = TagPlan("tiny", f"{REPO}@{INDEX}", INDEX, {}, ["tiny", "tiny-sha-abc"], ("tiny-sha-abc",))
+    with pytest.raises(FactoryError, match=rf"immutable tag {REPO}:tiny-sha-abc holds {other}, not this "
+                                           rf"publish's {INDEX}: another run wrote it at the same time and won"):
+        publish.apply([plan], REPO, settle=0)
+    assert written == [f"{REPO}:tiny-sha-abc"]  # the moving tag `tiny` was never written
 
 
 @pytest.mark.parametrize(("stderr", "refused"), [
