@@ -68,10 +68,30 @@ def _get(url: str, what: str) -> bytes:
         raise SourceError(f"{what} can't be reached ({reason}) at {url}", unreachable=True) from None
 
 
+def _get_json(url: str, what: str, shape: type = dict) -> Any:
+    """The JSON document at URL, of SHAPE (dict or list); anything else (an HTML error page
+    from a proxy, a mirror's odd answer) is the source's fault, named, never a traceback."""
+    body = _get(url, what)
+    try:
+        data = json.loads(body)
+    except ValueError:
+        start = body[:60].decode("utf-8", "replace").strip()
+        raise SourceError(f"{what} answered something that isn't JSON for {url} (it starts {start!r})",
+                          unreachable=False) from None
+    if not isinstance(data, shape):
+        raise SourceError(f"{what} answered JSON of an unexpected shape for {url} (a {type(data).__name__}, "
+                          f"not a {shape.__name__})", unreachable=False)
+    return data
+
+
 def _when(text: str | None) -> dt.datetime | None:
-    if not text:
+    """A publish time; one that can't be read counts as unknown (and so as too young)."""
+    if not text or not isinstance(text, str):
         return None
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 def _repository_url(meta: dict[str, Any]) -> str:
@@ -84,7 +104,7 @@ def _repository_url(meta: dict[str, Any]) -> str:
 def npm(package: str) -> Offer:
     """Every release of an npm package with its publish time; deprecated ones marked."""
     quoted = urllib.parse.quote(package, safe="@")
-    meta = json.loads(_get(f"{npm_registry()}/{quoted}", "the npm registry"))
+    meta = _get_json(f"{npm_registry()}/{quoted}", "the npm registry")
     times = meta.get("time") or {}
     releases = [
         Release(version, _when(times.get(version)), str(info.get("deprecated") or ""))
@@ -99,7 +119,7 @@ def npm(package: str) -> Offer:
 def npm_tarball(package: str, version: str) -> str:
     """The URL of a release's tarball on the npm registry."""
     quoted = urllib.parse.quote(package, safe="@")
-    meta = json.loads(_get(f"{npm_registry()}/{quoted}/{version}", "the npm registry"))
+    meta = _get_json(f"{npm_registry()}/{quoted}/{version}", "the npm registry")
     return str(meta["dist"]["tarball"])
 
 
@@ -111,7 +131,7 @@ def sha256_of(url: str) -> str:
 
 def pypi(package: str) -> Offer:
     """Every release of a PyPI project with its first upload time; yanked ones marked."""
-    meta = json.loads(_get(f"{PYPI}/{urllib.parse.quote(package)}/json", "PyPI"))
+    meta = _get_json(f"{PYPI}/{urllib.parse.quote(package)}/json", "PyPI")
     releases = []
     for version, files in (meta.get("releases") or {}).items():
         if not files:
@@ -128,7 +148,11 @@ def pypi(package: str) -> Offer:
 def debian(mirror: str, suite: str, arch: str, package: str) -> Offer:
     """The version of a Debian package the suite's archive serves now (main, ARCH)."""
     url = f"{mirror.rstrip('/')}/dists/{suite}/main/binary-{arch}/Packages.xz"
-    index = lzma.decompress(_get(url, f"the Debian archive ({suite})")).decode("utf-8", "replace")
+    try:
+        index = lzma.decompress(_get(url, f"the Debian archive ({suite})")).decode("utf-8", "replace")
+    except lzma.LZMAError:
+        raise SourceError(f"the Debian archive ({suite}) answered something that isn't xz for {url}",
+                          unreachable=False) from None
     versions = [
         line.split(": ", 1)[1] for stanza in index.split("\n\n") if f"\nPackage: {package}\n" in f"\n{stanza}\n"
         for line in stanza.splitlines() if line.startswith("Version: ")
@@ -140,7 +164,7 @@ def debian(mirror: str, suite: str, arch: str, package: str) -> Offer:
 
 def github(repository: str) -> Offer:
     """Releases of a GitHub repository (tag names) with their publish times."""
-    data = json.loads(_get(f"https://api.github.com/repos/{repository}/releases?per_page=50", "GitHub"))
+    data = _get_json(f"https://api.github.com/repos/{repository}/releases?per_page=50", "GitHub", list)
     releases = [Release(str(r["tag_name"]).removeprefix("v"), _when(r.get("published_at")),
                         "draft or pre-release" if r.get("draft") or r.get("prerelease") else "") for r in data]
     return Offer(releases, None, f"https://github.com/{repository}/releases")

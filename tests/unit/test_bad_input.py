@@ -194,3 +194,25 @@ def test_an_unexpected_exception_is_one_line_with_the_trace_kept() -> None:
         assert "Traceback" in trace.read_text() and "planted" in trace.read_text()
     finally:
         trace.unlink()
+
+
+def test_an_upstream_registry_answering_html_is_one_line_per_tool(tmp_path: Path) -> None:
+    """`bump` against an npm registry (a proxy's error page) that answers HTML, not JSON:
+    each tool's line says so, the exit is 1, nothing is written."""
+    from tests.conftest import fork_variants, free_port
+    from tests.fake_upstream import serve_folder
+
+    served = tmp_path / "served"
+    for package in ("@anthropic-ai/claude-code", "@google/gemini-cli", "@openai/codex"):
+        (served / package).parent.mkdir(parents=True, exist_ok=True)
+        (served / package).write_text("<html><body>Proxy error</body></html>\n")
+    overlay = fork_variants(tmp_path / "fork", PROJECT_DIR / "variants", "", with_lock=True)
+    before = {p: p.read_text() for p in (tmp_path / "fork").rglob("*.yaml")}
+    with serve_folder(served, free_port()) as url:
+        proc = hjk("--config", str(overlay), "bump", "--group", "agents", env={"NPM_CONFIG_REGISTRY": url},
+                   check=False)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    for tool in ("claude", "gemini", "codex"):
+        assert f"base/{tool}: the npm registry answered something that isn't JSON" in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert {p: p.read_text() for p in (tmp_path / "fork").rglob("*.yaml")} == before
