@@ -373,7 +373,7 @@ def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
     target = runner.registry_address(settings, registry)
     names = selected(ctx, variant_names, changed_since)
     prepared = runner.prepare(settings, target, names, list(platforms)) if names is not None else None
-    statuses = runner.predict(settings, target, prepared.plan) if prepared and not offline else {}
+    statuses = runner.predict(settings, target, prepared) if prepared and not offline else {}
     if as_json:
         click.echo(json.dumps(plan_stage.plan_document(prepared.plan if prepared else None, statuses), indent=2))
     elif prepared is None:
@@ -898,7 +898,7 @@ def lock_cmd(ctx: click.Context, check: bool, offline: bool, registry: str | Non
         # the root's digests are made again from the archive only when asked to move
         fresh = update and only in (None, "root")
         pins = runner.lock_pins(settings, fresh=fresh, report=note) if only in (None, "root") \
-            else lock_stage.root_pins(settings)
+            else lock_stage.root_pins(settings, lock_stage.load(settings))
         moved = lock_stage.update(settings, variants, only, pins)
         echo_lines(moved)
         note(f"{path}: " + (f"{len(moved)} pin(s) moved" if moved else "nothing moved"))

@@ -31,6 +31,7 @@ from builder.model.config import Settings, arch_of, load_settings
 from builder.model.errors import FactoryError
 from builder.model.graph import Plan, RootImage, RootPins
 from builder.model.loading import load_model
+from builder.model.lockfile import Lock
 from builder.model.records import (
     BuildRecord,
     Bump,
@@ -171,18 +172,25 @@ def check_lock(settings: Settings, registry: str | None, *, offline: bool) -> Lo
     """The lock against the variant files and, unless OFFLINE, against the registries: an
     ordinary root's digest now, a bootstrapped root's pins in REGISTRY (the embedded one
     when none is named)."""
-    stale = lock.staleness(settings, variants_of(settings), online=not offline)
+    locked = lock.load(settings)
+    if locked is None:
+        raise FactoryError(f"{lock.lock_path(settings)} does not exist: run `hjk-images lock`")
+    stale = lock.staleness(settings, variants_of(settings), locked, online=not offline)
     if offline or stale.diff or settings.config.root.source != "bootstrap":
         return LockCheck(stale, [], None if offline else registry)
     where = start_registry(settings, registry)
-    return LockCheck(stale, root.pin_problems(settings, where, lock.root_pins(settings)), where)
+    return LockCheck(stale, root.pin_problems(settings, where, lock.root_pins(settings, locked)), where)
 
 
 @dataclass(frozen=True)
 class Prepared:
+    """A command's inputs, each read once, and what render and plan made of them."""
+
     variants: VariantSet
     rendered: dict[str, RenderedVariant]
     plan: Plan
+    locked: Lock | None
+    """images.lock.yaml, validated; None when the variants have no lock yet."""
 
 
 def prepare(settings: Settings, registry: str, variant_names: list[str], platforms: list[str]) -> Prepared:
@@ -191,7 +199,7 @@ def prepare(settings: Settings, registry: str, variant_names: list[str], platfor
     chosen = with_ancestors(variant_set, variant_set.select(variant_names))
     rendered = render_all(chosen, settings)
     plan = make_plan(chosen, rendered, repository(settings, registry), platforms or None)
-    return Prepared(variant_set, rendered, plan)
+    return Prepared(variant_set, rendered, plan, lock.load(settings))
 
 
 def changed_variants(settings: Settings, ref: str) -> list[str]:
@@ -216,13 +224,14 @@ def changed_variants(settings: Settings, ref: str) -> list[str]:
     return [v.name for v in now_set if v.name in changed]
 
 
-def predict(settings: Settings, registry: str, plan: Plan) -> dict[str, str]:
+def predict(settings: Settings, registry: str, prepared: Prepared) -> dict[str, str]:
     """What a build would do per job, asking the registry; empty when it can't be asked."""
     if not registries.reachable(registry):
         return {}
+    plan = prepared.plan
     platforms = sorted({j.platform for j in plan.jobs})
-    return build_stage.predict(plan, root.find_roots(settings, registry, platforms, lock.root_pins(settings)) or None,
-                               omitted_tools(variants_of(settings), plan))
+    roots = root.find_roots(settings, registry, platforms, lock.root_pins(settings, prepared.locked))
+    return build_stage.predict(plan, roots or None, omitted_tools(prepared.variants, plan))
 
 
 def omitted_tools(variants: VariantSet, plan: Plan, report: Callable[[str], None] | None = None,
@@ -258,18 +267,20 @@ def lock_pins(settings: Settings, *, fresh: bool, report: Callable[[str], None])
     are unchanged, else made here (FRESH: from the archive as it is now)."""
     if settings.config.root.source != "bootstrap":
         return None
-    if not fresh and (pins := lock.root_pins(settings)) is not None:
+    if not fresh and (pins := lock.root_pins(settings, lock.load(settings))) is not None:
         return pins
     return root.make_pins(settings, fresh=fresh, report=report)
 
 
 def root_bootstrap(settings: Settings, registry: str, platforms: list[str], observer: Observer) -> RootImage:
-    return root.bootstrap(settings, registry, platforms or None, observer.note, lock.root_pins(settings),
+    return root.bootstrap(settings, registry, platforms or None, observer.note,
+                          lock.root_pins(settings, lock.load(settings)),
                           allow_drift=True)  # making roots is not building on them: drift is told
 
 
 def root_check(settings: Settings, registry: str, platforms: list[str], observer: Observer) -> list[str]:
-    return root.check(settings, registry, platforms or None, observer.note, lock.root_pins(settings))
+    return root.check(settings, registry, platforms or None, observer.note,
+                      lock.root_pins(settings, lock.load(settings)))
 
 
 def merge(records: list[BuildRecord], declared: dict[str, list[str]]) -> BuildRecord:
@@ -313,7 +324,7 @@ def bump(settings: Settings, request: BumpRequest, observer: Observer) -> BumpOu
         try:
             settings = load_settings(settings.overlay_path, settings.project_dir)  # a client's pin may have moved
             edited = variants_of(settings)  # the edited files must still load
-            lock.update(settings, edited, None, lock.root_pins(settings), verify_tools=False)
+            lock.update(settings, edited, None, lock.root_pins(settings, lock.load(settings)), verify_tools=False)
         except BaseException:
             undo()
             raise
@@ -341,14 +352,14 @@ def build(
     root, build the plan, save the record (also when builds failed)."""
     with state.exclusive("build", wait=False):  # held from the root on: two runs never interleave
         if check_lock:
-            lock.check_before_build(settings, prepared.variants)
+            lock.check_before_build(settings, prepared.variants, prepared.locked)
         platforms = sorted({j.platform for j in prepared.plan.jobs})
         if not options.omitted:
             options = replace(options, omitted=omitted_tools(prepared.variants, prepared.plan, observer.note))
         if options.require_all_tools:
             require_all_tools(options.omitted)
-        root_image = root.resolve_root(settings, registry, platforms, observer.note, lock.locked_root(settings),
-                                       lock.root_pins(settings), allow_drift=options.allow_root_drift)
+        root_image = root.resolve_root(settings, registry, platforms, observer.note, prepared.locked,
+                                       lock.root_pins(settings, prepared.locked), allow_drift=options.allow_root_drift)
         with observer.board(prepared.plan) as listener:
             record = build_stage.build(settings, prepared.plan, root_image, prepared.rendered, registry,
                                        options, listener)
@@ -491,7 +502,7 @@ def release(settings: Settings, request: ReleaseRequest, observer: Observer) -> 
     order, each stage's outcome told to the observer; the first failed stage raises StageFailed."""
     target = _stage(observer, "registry", lambda: _shown(start_registry(settings, request.registry)))
     prepared = prepare(settings, target, request.variant_names, request.platforms)
-    _stage(observer, "lock", lambda: ((), _lock_checked(settings, prepared.variants)))
+    _stage(observer, "lock", lambda: ((), _lock_checked(settings, prepared)))
     # build contexts go to the run's own folder; the committed rendered/ is `render`'s
     observer.stage("render", f"{len(prepared.rendered)} Dockerfiles")
     options = build_options(settings, force=request.force, max_parallel=request.max_parallel,
@@ -537,11 +548,11 @@ def _shown(address: str) -> tuple[str, str]:
     return address, address
 
 
-def _lock_checked(settings: Settings, variants: VariantSet) -> str:
+def _lock_checked(settings: Settings, prepared: Prepared) -> str:
     lockfile = lock.lock_path(settings)
-    if not lockfile.is_file():
+    if prepared.locked is None:
         return f"[yellow]no {lockfile.name}: inputs are not pinned (run `hjk-images lock`)[/]"
-    lock.check_before_build(settings, variants)
+    lock.check_before_build(settings, prepared.variants, prepared.locked)
     return f"{lockfile.name} current"
 
 

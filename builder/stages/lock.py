@@ -26,9 +26,9 @@ from builder.model import files
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
 from builder.model.graph import RootPins, package_moves
+from builder.model.lockfile import LOCK_FILE, BootstrapInputs, Lock, load_lock
 from builder.model.variants import CLIENTS, Tool, VariantSet, client_tools
 
-LOCK_FILE = "images.lock.yaml"
 HEADER = "# Written by `hjk-images lock`: every input that can move. Review its diffs; don't edit it by hand.\n"
 
 
@@ -60,9 +60,14 @@ def declared_tools(variants: VariantSet, settings: Settings | None = None) -> di
     return declared
 
 
-def _bootstrap_inputs(settings: Settings) -> dict[str, Any]:
+def bootstrap_inputs(settings: Settings) -> BootstrapInputs:
+    """What a bootstrapped root is made from, as the lock records it."""
     boot = settings.config.root.bootstrap
-    return {"suite": boot.suite, "mirror": boot.mirror, "packages": sorted(boot.packages)}
+    return BootstrapInputs(suite=boot.suite, mirror=boot.mirror, packages=sorted(boot.packages))
+
+
+def _bootstrap_inputs(settings: Settings) -> dict[str, Any]:
+    return bootstrap_inputs(settings).model_dump()
 
 
 def _root_entry(
@@ -102,15 +107,18 @@ def _verify_tool_exists(variant: str, name: str, entry: dict[str, Any]) -> None:
             raise FactoryError(f"tool {variant}/{name}: {package}=={entry['version']} does not exist on PyPI")
 
 
-def root_pins(settings: Settings) -> RootPins | None:
-    """The lock's digests of a bootstrapped root, while its inputs are the factory's."""
+def load(settings: Settings) -> Lock | None:
+    """The lock beside the variants, read and validated once; None when there is none (a
+    fork that hasn't locked yet: its builds aren't gated on it)."""
     path = lock_path(settings)
-    if settings.config.root.source != "bootstrap" or not path.is_file():
+    return load_lock(path) if path.is_file() else None
+
+
+def root_pins(settings: Settings, locked: Lock | None) -> RootPins | None:
+    """The lock's digests of a bootstrapped root, while its inputs are the factory's."""
+    if settings.config.root.source != "bootstrap" or locked is None:
         return None
-    locked: dict[str, Any] = read(path)["root"]
-    if locked.get("bootstrap") != _bootstrap_inputs(settings) or not isinstance(locked.get("images"), dict):
-        return None
-    return RootPins(images=dict(locked["images"]), packages=dict(locked.get("packages") or {}))
+    return locked.root.pins_for(bootstrap_inputs(settings))
 
 
 def resolve(
@@ -132,16 +140,8 @@ def dump(data: dict[str, Any]) -> str:
 
 
 def read(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise FactoryError(f"{path} does not exist: run `hjk-images lock`")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise FactoryError(f"{path}: not valid YAML ({exc}); restore it from git or run `hjk-images lock`") from None
-    if not isinstance(data, dict) or data.get("schema") != 1 or not isinstance(data.get("tools"), dict) \
-            or not isinstance(data.get("root"), dict):
-        raise FactoryError(f"{path}: not a lockfile of schema 1 (edited by hand?); run `hjk-images lock`")
-    return data
+    """The lock at PATH as its YAML document (validated on the way)."""
+    return load_lock(path).document()
 
 
 def write(path: Path, data: dict[str, Any]) -> None:
@@ -167,20 +167,19 @@ def differences(locked: dict[str, Any], current: dict[str, Any]) -> list[str]:
     ))
 
 
-def stale_tools(settings: Settings, variants: VariantSet) -> list[str]:
+def stale_tools(settings: Settings, variants: VariantSet, locked: Lock | None) -> list[str]:
     """Offline: tools whose pins in the variant files differ from the lock (for build gating)."""
-    path = lock_path(settings)
-    if not path.is_file():
+    if locked is None:
         return []
-    locked = read(path)
-    locked_tools: dict[str, dict[str, Any]] = locked["tools"]
+    document = locked.document()
+    locked_tools: dict[str, dict[str, Any]] = document["tools"]
     problems = []
     for variant, entries in declared_tools(variants, settings).items():
         for name, entry in entries.items():
             if locked_tools.get(variant, {}).get(name) != entry:
                 problems.append(f"{variant}/{name}")
     root_now = _root_entry(settings, set(), resolve=False)
-    root_locked: dict[str, Any] = locked["root"]
+    root_locked: dict[str, Any] = document["root"]
     if ("bootstrap" in root_now and root_locked.get("bootstrap") != root_now["bootstrap"]) or (
         "reference" in root_now and root_locked.get("reference") != root_now["reference"]
     ):
@@ -239,14 +238,9 @@ def moves(locked: dict[str, Any], current: dict[str, Any]) -> list[str]:
     return lines
 
 
-def locked_root(settings: Settings) -> dict[str, Any] | None:
-    path = lock_path(settings)
-    return read(path)["root"] if path.is_file() else None
-
-
-def check_before_build(settings: Settings, variants: VariantSet) -> None:
+def check_before_build(settings: Settings, variants: VariantSet, locked: Lock | None) -> None:
     """Refuse to build from variant files the lock doesn't match."""
-    stale = stale_tools(settings, variants)
+    stale = stale_tools(settings, variants, locked)
     if stale:
         raise FactoryError(
             f"{lock_path(settings)} is stale for {', '.join(stale)}: run `hjk-images lock` and commit it"
@@ -270,17 +264,17 @@ class Staleness:
     """Each pin that moved, from what to what."""
 
 
-def staleness(settings: Settings, variants: VariantSet, *, online: bool = True) -> Staleness:
+def staleness(settings: Settings, variants: VariantSet, locked: Lock, *, online: bool = True) -> Staleness:
     """How the lock differs from the variant files and, ONLINE, from the digest an ordinary
     root reference has now (a bootstrapped root's pins are compared by the caller, with
     the registry that holds them). Offline, a reference root's pin stands while its
     reference does."""
-    locked = read(lock_path(settings))
-    current = resolve(settings, variants, verify_tools=False, pins=root_pins(settings), online=online)
+    document = locked.document()
+    current = resolve(settings, variants, verify_tools=False, pins=root_pins(settings, locked), online=online)
     reference = current["root"].get("reference")
-    if not online and reference is not None and reference == locked["root"].get("reference"):
-        current["root"] = locked["root"]
-    return Staleness(differences(locked, current), moves(pinned(locked), current))
+    if not online and reference is not None and reference == document["root"].get("reference"):
+        current["root"] = document["root"]
+    return Staleness(differences(document, current), moves(pinned(document), current))
 
 
 def update(

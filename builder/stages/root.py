@@ -31,6 +31,7 @@ from builder.engine import oci, ocilayout, state
 from builder.model.config import RootBootstrap, Settings, arch_of
 from builder.model.errors import FactoryError
 from builder.model.graph import RootImage, RootPins, package_moves
+from builder.model.lockfile import Lock
 
 # Left out of every root (and of later apt installs, since dpkg keeps the rule):
 # documentation nobody reads in an agent container, and the translations of
@@ -350,7 +351,7 @@ def find_roots(
 
 def resolve_root(
     settings: Settings, registry: str, platforms: list[str], report: Report = _quiet,
-    locked: dict[str, object] | None = None, pins: RootPins | None = None, *, allow_drift: bool = False,
+    locked: Lock | None = None, pins: RootPins | None = None, *, allow_drift: bool = False,
 ) -> RootImage:
     """The root image the variants build on, by digest: bootstrapped (or found) here, or an
     ordinary reference at the digest the lock pins (resolved now only when there is no lock)."""
@@ -358,8 +359,8 @@ def resolve_root(
     if root.source == "bootstrap":
         return bootstrap(settings, registry, platforms, report, pins, allow_drift=allow_drift)
     assert root.reference is not None  # the config model guarantees it
-    if locked and locked.get("reference") == root.reference and locked.get("index"):
-        pinned = f"{root.reference.split('@')[0]}@{locked['index']}"
+    pinned = locked.root.pinned_reference(root.reference) if locked else None
+    if pinned:
         info = oci.inspect(pinned)  # fails, naming it, if the pinned digest is gone
         return RootImage(reference=root.reference, digest=info.digest, platforms=info.platforms)
     info = oci.inspect(root.reference)

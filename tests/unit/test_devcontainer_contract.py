@@ -150,9 +150,11 @@ def test_the_dev_containers_cli_is_pinned_locked_and_bumped_like_a_tool(tmp_path
     settings = load_settings(None, project_dir=PROJECT_DIR)
     (cli,) = client_tools(settings.config)
     assert (cli.name, cli.package, cli.source) == ("devcontainer", "@devcontainers/cli", "npm")
-    locked = lock.read(lock.lock_path(settings))["tools"][CLIENTS]["devcontainer"]
-    assert locked == {"package": "@devcontainers/cli", "source": "npm", "version": cli.version}
-    assert lock.stale_tools(settings, project_variants()) == []
+    loaded = lock.load(settings)
+    assert loaded is not None
+    pin = loaded.tools[CLIENTS]["devcontainer"]
+    assert (pin.package, pin.source, pin.version) == ("@devcontainers/cli", "npm", cli.version)
+    assert lock.stale_tools(settings, project_variants(), loaded) == []
     # the setup script installs the lock's pin, not a version of its own
     setup = (PROJECT_DIR / "scripts" / "setup-host.sh").read_text()
     assert "@devcontainers/cli@$DEVCONTAINER_VERSION" in setup and "0.89" not in setup

@@ -34,7 +34,9 @@ def test_a_hand_broken_lockfile_is_refused_and_left_alone(tmp_path: Path) -> Non
     lockfile = tmp_path / "images.lock.yaml"
     lockfile.write_text("schema: 1\ntools: [not, a, mapping]\n")
     proc = hjk("--config", str(overlay), "lock", "--check", "--offline", check=False)
-    assert proc.returncode == 1 and "not a lockfile of schema 1" in proc.stderr
+    assert proc.returncode == 1
+    assert f"{lockfile}: root: required key is missing" in proc.stderr  # the file and the key named
+    assert f"{lockfile}: tools: Input should be a valid dictionary" in proc.stderr
     assert lockfile.read_text() == "schema: 1\ntools: [not, a, mapping]\n"
 
 
