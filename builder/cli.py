@@ -19,7 +19,7 @@ from rich.table import Table
 
 from builder import runner
 from builder.engine import auth, commands, oci
-from builder.engine import registry as registry_mod
+from builder.engine import registry as registries
 from builder.model import starting
 from builder.model.allowlist import load_allowlist, trivy_ignore
 from builder.model.config import CONFIG_ENV, SUPPORTED_PLATFORMS, Settings, load_settings
@@ -156,8 +156,8 @@ port_option = click.option("--port", type=int, help="Port on 127.0.0.1 (default:
 @friendly_errors
 def registry_up(ctx: click.Context, port: int | None) -> None:
     """Start the embedded registry if it is not already answering."""
-    reg = registry_mod.embedded(settings_of(ctx), port)
-    was_running = registry_mod.answers_v2(reg.address)
+    reg = registries.embedded(settings_of(ctx), port)
+    was_running = registries.answers_v2(reg.address)
     status = reg.up()
     note(f"registry {'already running' if was_running else 'started'} at {status.address} (data: {status.data_dir})")
 
@@ -168,7 +168,7 @@ def registry_up(ctx: click.Context, port: int | None) -> None:
 @friendly_errors
 def registry_down(ctx: click.Context, port: int | None) -> None:
     """Stop the embedded registry (its data is kept)."""
-    reg = registry_mod.embedded(settings_of(ctx), port)
+    reg = registries.embedded(settings_of(ctx), port)
     note(f"registry at {reg.address} " + ("stopped" if reg.down() else "was not running"))
 
 
@@ -179,9 +179,9 @@ def registry_down(ctx: click.Context, port: int | None) -> None:
 @friendly_errors
 def registry_status(ctx: click.Context, port: int | None, as_json: bool) -> None:
     """Show the embedded registry's address, state and what it stores."""
-    reg = registry_mod.embedded(settings_of(ctx), port)
+    reg = registries.embedded(settings_of(ctx), port)
     status = reg.status()
-    content = registry_mod.catalog(status.address) if status.running else {}
+    content = registries.catalog(status.address) if status.running else {}
     if as_json:
         click.echo(json.dumps({
             "address": status.address, "running": status.running, "pid": status.pid,

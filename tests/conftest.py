@@ -21,6 +21,7 @@ import pytest
 from builder.engine import commands as tools
 from builder.engine.registry import EmbeddedRegistry
 from builder.engine.state import STATE_ENV, state_dir
+from builder.model.variants import VariantSet, load_variant_files, resolve
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 RUN_ID = uuid.uuid4().hex[:12]
@@ -175,3 +176,8 @@ def devcontainer_cli() -> str:
     if not cli.is_file():
         pytest.fail("the Dev Containers CLI is missing from .tools/: run `make setup`")
     return str(cli)
+
+
+def load_variants(folder: Path, root_platforms: list[str]) -> VariantSet:
+    """The variant files of FOLDER, resolved (what the runner does with a project's)."""
+    return resolve(load_variant_files(folder), root_platforms)

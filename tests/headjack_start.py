@@ -14,7 +14,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,12 @@ from pathlib import Path
 from builder.model import headjack
 from builder.stages import smoke
 from tests.conftest import RUN_ID, TEST_LABEL
+
+
+def exec_argv(name: str, command: Sequence[str], workdir: str | None = None) -> list[str]:
+    """How Headjack runs a command in its container: `<runtime> exec [-w DIR] NAME CMD`, with
+    no `-u`, so the command runs as the image's USER."""
+    return ["exec", *(["-w", workdir] if workdir else []), name, *command]
 
 
 def docker(*args: str, timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -39,7 +45,7 @@ class Started:
     workspace: Path
 
     def exec(self, *command: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-        return docker(*headjack.exec_argv(self.name, list(command)), timeout=timeout, check=False)
+        return docker(*exec_argv(self.name, list(command)), timeout=timeout, check=False)
 
     def running(self) -> bool:
         return docker("inspect", "-f", "{{.State.Running}}", self.name, check=False).stdout.strip() == "true"

@@ -18,6 +18,8 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from builder.model.errors import FactoryError
+
 TIMEOUT = 60.0
 PYPI = "https://pypi.org/pypi"
 
@@ -27,7 +29,7 @@ def npm_registry() -> str:
     return os.environ.get("NPM_CONFIG_REGISTRY", "https://registry.npmjs.org").rstrip("/")
 
 
-class SourceError(Exception):
+class SourceError(FactoryError):
     """A release source did not answer with the package's releases."""
 
     def __init__(self, message: str, *, unreachable: bool) -> None:

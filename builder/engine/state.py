@@ -38,15 +38,16 @@ def subdir(*parts: str) -> Path:
 
 @contextmanager
 def exclusive(name: str, *, wait: bool = True) -> Iterator[None]:
-    """Hold a lock file under the state folder so two runs never interleave."""
-    lock_path = subdir("locks") / f"{name}.lock"
-    with open(lock_path, "w") as handle:
+    """Hold the state folder's mutex NAME so two runs never interleave ("lock" is the
+    project's images.lock.yaml; this is a flock on a file under the state folder)."""
+    mutex = subdir("running") / f"{name}.mutex"
+    with open(mutex, "w") as handle:
         flags = fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)
         try:
             fcntl.flock(handle, flags)
         except BlockingIOError:
             raise FactoryError(
-                f"another run holds {lock_path}: wait for it to finish"
+                f"another run holds {mutex}: wait for it to finish"
             ) from None
         try:
             yield

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from builder.model.errors import FactoryError
+
 RUNTIMES = ("docker", "podman", "apple")
 INIT_LABEL = "io.headjack.init"
 DEFAULT_INIT = ("sleep", "infinity")
@@ -40,7 +42,7 @@ def flags_label(runtime: str) -> str:
     return f"io.headjack.{runtime}.flags"
 
 
-class ContractError(ValueError):
+class ContractError(FactoryError, ValueError):
     """A label Headjack would misread."""
 
 
@@ -152,8 +154,3 @@ def _joined(existing: FlagValue | None, added: FlagValue) -> FlagValue:
         return added
     mine = [existing] if isinstance(existing, str) else list(existing)
     return [*mine, *([added] if isinstance(added, str) else added)]
-
-
-def exec_argv(name: str, command: Sequence[str], workdir: str | None = None) -> list[str]:
-    """`<runtime> exec [-w DIR] NAME CMD`: no `-u`, so the command runs as the image's USER."""
-    return ["exec", *(["-w", workdir] if workdir else []), name, *command]

@@ -602,7 +602,3 @@ def _merge_metadata(parent: MetadataCheck, own: MetadataCheck) -> MetadataCheck:
         stop_signal=own.stop_signal or parent.stop_signal,
         labels={**parent.labels, **own.labels},
     )
-
-
-def load_variants(folder: Path, root_platforms: list[str]) -> VariantSet:
-    return resolve(load_variant_files(folder), root_platforms)

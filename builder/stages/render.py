@@ -285,11 +285,6 @@ def dockerfile_stages(path: Path, image: str) -> DockerfileStages:
     return DockerfileStages(parent, uses)
 
 
-def dockerfile_parent(path: Path, image: str) -> str:
-    """The variant a team's Dockerfile builds on (its final stage's)."""
-    return dockerfile_stages(path, image).parent
-
-
 def render_dockerfile(variant: Variant, settings: Settings) -> RenderedVariant:
     """A team's own Dockerfile: every FROM naming a factory image is pinned (the parent's to
     BASE_IMAGE, others' to HJK_FROM_<VARIANT>), our labels are added."""

@@ -160,7 +160,7 @@ def test_a_second_build_on_the_same_state_folder_is_refused(fixture_build: Fixtu
     with state.exclusive("build"):
         proc = fixture_cli(fixture_build.registry, "build", "--variant", "tiny", check=False)
     assert proc.returncode == 1
-    assert "another run holds" in proc.stderr and "build.lock" in proc.stderr
+    assert "another run holds" in proc.stderr and "build.mutex" in proc.stderr
 
 
 def _ignore_sigint() -> None:

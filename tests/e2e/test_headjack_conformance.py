@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 
 from builder.model.config import load_settings
-from builder.model.variants import load_variants
+from tests.conftest import load_variants
 from tests.e2e.conftest import Release
 from tests.headjack_start import commit_in_workspace, started_like_headjack, wait_for
 

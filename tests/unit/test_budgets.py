@@ -9,8 +9,8 @@ import pytest
 from builder.model.config import Budget, parse_size
 from builder.model.errors import FactoryError
 from builder.model.records import ImageSize, LayerSize, PlatformBuild
-from builder.model.variants import load_variants
 from builder.stages.budget import overruns
+from tests.conftest import load_variants
 
 
 @pytest.mark.parametrize(("text", "size"), [

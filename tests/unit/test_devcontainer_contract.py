@@ -17,12 +17,12 @@ from builder.model import devcontainer, starting
 from builder.model.config import load_settings
 from builder.model.errors import FactoryError
 from builder.model.records import Bump
-from builder.model.variants import CLIENTS, client_tools, load_variants
+from builder.model.variants import CLIENTS, client_tools
 from builder.present import report
 from builder.stages import bump, lock
 from builder.stages.lint import contract_problems
 from builder.stages.render import render_variant
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, load_variants
 from tests.unit.test_variants import PLATFORMS, minimal, write
 
 

@@ -7,6 +7,7 @@ import pytest
 
 from builder.model import headjack
 from builder.stages.lint import contract_problems
+from tests.headjack_start import exec_argv
 
 SYSTEMD_FLAGS = "privileged=true cgroupns=host volume=/sys/fs/cgroup:/sys/fs/cgroup:rw"
 
@@ -84,8 +85,8 @@ def test_a_refused_privileged_without_a_stand_in_is_an_error() -> None:
 
 
 def test_exec_passes_no_user() -> None:
-    assert headjack.exec_argv("n", ["claude", "--version"]) == ["exec", "n", "claude", "--version"]
-    assert headjack.exec_argv("n", ["ls"], workdir="/workspace") == ["exec", "-w", "/workspace", "n", "ls"]
+    assert exec_argv("n", ["claude", "--version"]) == ["exec", "n", "claude", "--version"]
+    assert exec_argv("n", ["ls"], workdir="/workspace") == ["exec", "-w", "/workspace", "n", "ls"]
 
 
 @pytest.mark.parametrize("text", ["privileged", "--privileged=true", "=x", "cgroupns=host bare"])

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from builder.model.errors import FactoryError
-from builder.model.variants import load_variants
+from tests.conftest import load_variants
 from tests.unit.test_variants import PLATFORMS, SHA, minimal, write
 
 ARCHIVE = "  - {{name: t, source: archive, version: '1.0', url: '{url}', sha256: " + SHA + ", links: {links}}}\n"

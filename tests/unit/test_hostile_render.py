@@ -14,11 +14,11 @@ from pydantic import BaseModel
 from builder.model.config import load_settings
 from builder.model.errors import FactoryError
 from builder.model.rendered import RenderedVariant, instruction_words
-from builder.model.variants import Variant, load_variants
+from builder.model.variants import Variant
 from builder.runner import variants_of
 from builder.stages import lint
 from builder.stages.render import render_variant
-from tests.conftest import FIXTURE_CONFIG
+from tests.conftest import FIXTURE_CONFIG, load_variants
 
 PLANTED = "\nRUN touch /pwned"
 STRUCTURAL = {"parent", "template", "dockerfile", "fragments", "context_files", "source", "platforms",

@@ -11,9 +11,9 @@ import pytest
 from builder.model.config import load_settings
 from builder.model.errors import FactoryError
 from builder.model.rendered import locate_failure
-from builder.model.variants import language_checks, load_variants
+from builder.model.variants import language_checks
 from builder.stages.render import LANGUAGE_FILES, render_variant
-from tests.conftest import PROJECT_DIR, fork_variants
+from tests.conftest import PROJECT_DIR, fork_variants, load_variants
 
 PLATFORMS = ["linux/amd64", "linux/arm64"]
 

@@ -11,9 +11,8 @@ import pytest
 
 from builder.model.config import load_settings
 from builder.model.errors import FactoryError
-from builder.model.variants import load_variants
 from builder.stages.render import render_all, render_variant
-from tests.conftest import PROJECT_DIR, hjk
+from tests.conftest import PROJECT_DIR, hjk, load_variants
 
 
 def project_render() -> dict[str, str]:

@@ -6,9 +6,8 @@ import json
 
 from builder.engine.contents import Contents, NpmPackage, parse_contents, parse_dpkg_status
 from builder.model.config import load_settings
-from builder.model.variants import load_variants
 from builder.stages.sbom import make_sbom
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, load_variants
 
 STATUS = """Package: git
 Status: install ok installed

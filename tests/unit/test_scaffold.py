@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.conftest import PROJECT_DIR, fork_variants, hjk
+from tests.conftest import PROJECT_DIR, fork_variants, hjk, load_variants
 
 
 def team_fork(tmp_path: Path) -> Path:
@@ -37,7 +37,6 @@ def test_new_variant_refuses_clashes_and_unknown_parents(tmp_path: Path) -> None
 
 
 def test_the_commented_languages_example_is_valid_once_uncommented(tmp_path: Path) -> None:
-    from builder.model.variants import load_variants
 
     overlay = team_fork(tmp_path)
     hjk("--config", str(overlay), "new-variant", "polyglot", "--parent", "base")

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from builder.model.errors import FactoryError
-from builder.model.variants import load_variants
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, load_variants
 
 PLATFORMS = ["linux/amd64", "linux/arm64"]
 SHA = "a" * 64

@@ -147,7 +147,7 @@ class ClientOptions:
     """The host account that runs the CLI (None: whoever runs us)."""
 
 
-class Omitted(Exception):
+class Omitted(FactoryError):
     """Raised by a check that can't be judged here; the reason is reported, never hidden."""
 
 
