@@ -13,11 +13,14 @@ The data flows one way: variants -> render -> plan -> build -> test -> publish
               sbom, lock, root, lint, scaffold). Stages use the model and the
               engine and never each other: they meet only through the model's records.
     present/  what people see: tables, the live build board, the console observer.
+    project.py what a command works on, each read once: variants, lock, registry,
+              the rendered and planned selection.
     runner.py the stages composed; `release` is build, test and publish in order.
-    cli.py    parses options, calls a stage or the runner, prints.
+    queries.py read-only look-ups (what a build would do, sizes, what is published).
+    cli.py    parses options, calls the runner or a query, prints.
 
 Dependency rule: each layer imports only the layers below it
-(cli -> runner -> stages | present -> engine -> model); only the engine imports
+(cli -> runner | queries -> project -> stages | present -> engine -> model); only the engine imports
 subprocess, python-on-whales, docker or testcontainers. pyproject.toml states
 these as import-linter contracts, and tests/unit/test_architecture.py checks them.
 """

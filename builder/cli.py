@@ -17,7 +17,7 @@ import click
 from rich.markup import escape
 from rich.table import Table
 
-from builder import runner
+from builder import project, queries, runner
 from builder.engine import auth, commands, oci
 from builder.engine import registry as registries
 from builder.model import starting
@@ -232,7 +232,7 @@ def root_bootstrap(ctx: click.Context, registry: str | None, platforms: tuple[st
             f"root.source is '{settings.config.root.source}' ({settings.config.root.reference}): "
             "nothing to bootstrap"
         )
-    target = runner.start_registry(settings, registry)
+    target = project.start_registry(settings, registry)
     observer = ConsoleObserver()
     if check:
         problems = runner.root_check(settings, target, list(platforms), observer)
@@ -324,7 +324,7 @@ def selected(ctx: click.Context, variant_names: tuple[str, ...], changed_since: 
     """The variants asked for; None when --changed-since finds nothing to do."""
     if not changed_since:
         return list(variant_names)
-    changed = runner.changed_variants(settings_of(ctx), changed_since)
+    changed = project.changed_variants(settings_of(ctx), changed_since)
     chosen = [n for n in changed if not variant_names or n in variant_names]
     note(f"changed since {changed_since}: {', '.join(chosen) or 'nothing'}")
     return chosen or None
@@ -340,7 +340,7 @@ def selected(ctx: click.Context, variant_names: tuple[str, ...], changed_since: 
 def render(ctx: click.Context, variant_names: tuple[str, ...], out_dir: Path | None, check: bool) -> None:
     """Render the variants' Dockerfiles (and the files they COPY)."""
     settings = settings_of(ctx)
-    rendered = render_stage.render_all(runner.variants_of(settings).select(variant_names), settings)
+    rendered = render_stage.render_all(project.variants_of(settings).select(variant_names), settings)
     target = out_dir or render_stage.default_out_dir(settings)
     if check:
         stale = render_stage.stale(rendered, target, whole_set=not variant_names)
@@ -370,10 +370,10 @@ def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
          registry: str | None, as_json: bool, offline: bool, changed_since: str | None = None) -> None:
     """Show the build graph: variants x platforms, what each builds on, and what would be built."""
     settings = settings_of(ctx)
-    target = runner.registry_address(settings, registry)
+    target = project.registry_address(settings, registry)
     names = selected(ctx, variant_names, changed_since)
-    prepared = runner.prepare(settings, target, names, list(platforms)) if names is not None else None
-    statuses = runner.predict(settings, target, prepared) if prepared and not offline else {}
+    prepared = project.prepare(settings, target, names, list(platforms)) if names is not None else None
+    statuses = queries.predict(settings, target, prepared) if prepared and not offline else {}
     if as_json:
         click.echo(json.dumps(plan_stage.plan_document(prepared.plan if prepared else None, statuses), indent=2))
     elif prepared is None:
@@ -426,11 +426,11 @@ def build(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[s
     if names is None:
         note("nothing to build")
         return
-    target = runner.start_registry(settings, registry)
+    target = project.start_registry(settings, registry)
     options = runner.build_options(settings, builder=builder, force=force or no_cache, no_cache=no_cache,
                                    max_parallel=max_parallel, network=network, require_all_tools=require_all_tools,
                                    allow_root_drift=allow_root_drift)
-    record = runner.build(settings, target, runner.prepare(settings, target, names, list(platforms)), options,
+    record = runner.build(settings, target, project.prepare(settings, target, names, list(platforms)), options,
                           ConsoleObserver(), record_path)
     if not record.ok:
         skipped = [b.key for b in record.builds if b.status == "skipped"]
@@ -446,10 +446,10 @@ def build_local(ctx: click.Context, registry: str | None, builder: str | None, n
         raise FactoryError("--load builds a team's Dockerfile: give --dockerfile and --name")
     name = settings.dockerfile_variant[1]
     tag = local_tag or f"{name}:dev"
-    target = runner.start_registry(settings, registry)  # where the parent lives
+    target = project.start_registry(settings, registry)  # where the parent lives
     options = runner.build_options(settings, builder=builder, network=network, load={name: tag})
     platform = f"linux/{smoke.host_arch()}"
-    record = runner.build(settings, target, runner.prepare(settings, target, [name], [platform]), options,
+    record = runner.build(settings, target, project.prepare(settings, target, [name], [platform]), options,
                           ConsoleObserver(show_indexes=False))
     if not record.ok:
         raise FactoryError("the build failed")
@@ -479,12 +479,12 @@ def size(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
     if readme:
         write_readme_sizes(readme)
         return
-    record = load(record_path or runner.default_record_path(), BuildRecord)
-    measured = runner.sizes_of(record, list(variant_names), list(platforms))
-    inside = runner.weights_of(record, measured, threshold_mb) if explain else []
+    record = load(record_path or project.default_record_path(), BuildRecord)
+    measured = queries.sizes_of(record, list(variant_names), list(platforms))
+    inside = queries.weights_of(record, measured, threshold_mb) if explain else []
     if plot_path:
         try:
-            size_plot(measured, runner.inherited_layers(record, measured), plot_path)
+            size_plot(measured, queries.inherited_layers(record, measured), plot_path)
         except ValueError as exc:
             raise FactoryError(str(exc)) from None
         note(f"plot: {plot_path}")
@@ -519,7 +519,7 @@ def run_args(ctx: click.Context, variant_name: str, client: str, reference: str 
     never typed by hand; `--readme README.md` writes the README's "Starting the variants".
     """
     settings = settings_of(ctx)
-    variants = runner.variants_of(settings)
+    variants = project.variants_of(settings)
     if readme:
         repository = f"{settings.config.registry or 'ghcr.io'}/{settings.config.namespace}/{settings.config.image}"
         text = report.starting_markdown(list(variants), repository)
@@ -530,14 +530,14 @@ def run_args(ctx: click.Context, variant_name: str, client: str, reference: str 
         note(f"{readme}: start commands of {len(variants.names)} variants written")
         return
     variant = variants[variant_name]
-    pinned = reference or runner.published_reference(settings, variant.name, registry)
+    pinned = reference or queries.published_reference(settings, variant.name, registry)
     out_console.print(starting.command(variant, pinned, client), markup=False, highlight=False, soft_wrap=True)
 
 
 def write_readme_sizes(readme: Path) -> None:
-    release = load(runner.default_release_path(), ReleaseRecord)
+    release = load(project.default_release_path(), ReleaseRecord)
     if not any(v.sizes for v in release.variants):
-        raise FactoryError(f"{runner.default_release_path()} holds no sizes: release again first")
+        raise FactoryError(f"{project.default_release_path()} holds no sizes: release again first")
     try:
         readme.write_text(report.with_sizes(readme.read_text(encoding="utf-8"), report.sizes_markdown(release)))
     except ValueError as exc:
@@ -552,7 +552,7 @@ def lint(ctx: click.Context) -> None:
     """hadolint on the rendered Dockerfiles, yamllint on the variant files, shellcheck on the
     helper scripts, Headjack's label contract, and the workflows' hjk-images commands."""
     settings = settings_of(ctx)
-    variants = runner.variants_of(settings).select([])
+    variants = project.variants_of(settings).select([])
     rendered = render_stage.render_all(variants, settings)
     findings = lint_stage.lint(settings, rendered, [v.path for v in variants], main)
     for finding in findings:
@@ -591,7 +591,7 @@ def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tupl
     systemd, the inner engine, the agents. Exits non-zero if any check fails.
     """
     settings = settings_of(ctx)
-    variants = runner.variants_of(settings)
+    variants = project.variants_of(settings)
     names = selected(ctx, variant_names, changed_since)
     if names is None:
         note("nothing to test")
@@ -602,7 +602,7 @@ def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tupl
             raise FactoryError("--image takes at most one --variant")
         targets = smoke.image_targets(image_ref, names[0] if names else None, list(platforms))
     else:
-        record = load(record_path or runner.default_record_path(), BuildRecord)
+        record = load(record_path or project.default_record_path(), BuildRecord)
         targets = smoke.targets_of(record, names, list(platforms))
     results = runner.test(settings, variants, targets, ConsoleObserver(), parallel=parallel,
                           results_path=results_path, junit_path=junit_path,
@@ -637,12 +637,12 @@ def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tup
     With --sign-key, each published index and its platform images are signed (cosign).
     """
     settings = settings_of(ctx)
-    record = load(record_path or runner.default_record_path(), BuildRecord)
-    results = merge_results([load(p, TestResults) for p in results_paths or (runner.default_results_path(),)])
+    record = load(record_path or project.default_record_path(), BuildRecord)
+    results = merge_results([load(p, TestResults) for p in results_paths or (project.default_results_path(),)])
     request = runner.PublishRequest(version=version, force=force, dry_run=dry_run, only=list(variant_names),
                                     sign_key=sign_key, with_sbom=with_sbom, release_path=release_path,
                                     allow_over_budget=allow_over_budget, keyless=keyless)
-    runner.publish(settings, runner.variants_of(settings), record, results, request, ConsoleObserver())
+    runner.publish(settings, project.variants_of(settings), record, results, request, ConsoleObserver())
 
 
 @main.command()
@@ -702,9 +702,9 @@ def merge(ctx: click.Context, record_files: tuple[Path, ...], record_path: Path 
 
     Refuses a variant whose declared platforms are not all built.
     """
-    declared = {v.name: list(v.platforms) for v in runner.variants_of(settings_of(ctx))}
+    declared = {v.name: list(v.platforms) for v in project.variants_of(settings_of(ctx))}
     merged = runner.merge([load(p, BuildRecord) for p in record_files], declared)
-    saved = save(merged, record_path or runner.default_record_path())
+    saved = save(merged, record_path or project.default_record_path())
     out_console.print(report.index_summary(merged))
     note(f"merged build record: {saved}")
 
@@ -727,7 +727,7 @@ def verify(ctx: click.Context, reference: str, key: Path | None, identity: str |
     """Check what REFERENCE (an index or image) promises: its cosign signature, and on each of
     its platform images a signed SBOM and a signed provenance naming the release's commit."""
     identity = identity or sign.default_identity(settings_of(ctx).config.source_url)
-    release_file = release_path or runner.default_release_path()
+    release_file = release_path or project.default_release_path()
     commit = load(release_file, ReleaseRecord).revision if release_file.is_file() else None
     verdicts = sign.verify_all(reference, key, identity, issuer, commit)
     if as_json:
@@ -762,8 +762,8 @@ def login(registry: str, username: str, password_stdin: bool) -> None:
 def new_variant(ctx: click.Context, name: str, parent: str) -> None:
     """Write a commented starting variant file NAME.yaml and its check module, then say what to run."""
     settings = settings_of(ctx)
-    written = scaffold.new_variant(settings.variants_dir, name, parent, runner.variants_of(settings),
-                                   validate=lambda: runner.variants_of(settings)[name])
+    written = scaffold.new_variant(settings.variants_dir, name, parent, project.variants_of(settings),
+                                   validate=lambda: project.variants_of(settings)[name])
     for path in written:
         click.echo(str(path))
     steps = ("plan", "render", "build", "test", "release")
@@ -833,7 +833,7 @@ def scan_policy(ctx: click.Context, variant: str | None, ignore_file: Path | Non
     """
     settings = settings_of(ctx)
     if variant:
-        runner.variants_of(settings).select([variant])  # an unknown name fails here
+        project.variants_of(settings).select([variant])  # an unknown name fails here
     path = settings.allowlist_path
     allowed = load_allowlist(path)
     expired = allowed.expired(dt.datetime.now(dt.UTC).date())
@@ -874,17 +874,17 @@ def lock_cmd(ctx: click.Context, check: bool, offline: bool, registry: str | Non
     keeps what each image actually installed, and says what changed since last time.
     """
     settings = settings_of(ctx)
-    variants = runner.variants_of(settings)
+    variants = project.variants_of(settings)
     path = lock_stage.lock_path(settings)
     if offline and not check:
         raise click.UsageError("--offline goes with --check")
     if debian_from:
-        installed = runner.debian_versions(load(debian_from, BuildRecord))
+        installed = queries.debian_versions(load(debian_from, BuildRecord))
         drift = lock_stage.record_debian(path, installed)
         echo_lines(drift)
         note(f"{path}: Debian packages of {len(installed)} images recorded, {len(drift)} changed")
     elif check:
-        checked = runner.check_lock(settings, registry, offline=offline)
+        checked = queries.check_lock(settings, registry, offline=offline)
         if checked.stale.diff:
             for line in checked.stale.moves:
                 note(line)

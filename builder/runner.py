@@ -13,54 +13,45 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import re
-import tempfile
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from builder.engine import contents, cosign, extra_ca, git, oci, sizes, sources, state
+from builder.engine import cosign, extra_ca, git, oci, state
 from builder.engine import devcontainer as devcontainer_cli
-from builder.engine import registry as registries
-from builder.engine.contents import read_contents
 from builder.model import files as project_files
 from builder.model.allowlist import load_allowlist
-from builder.model.config import Settings, arch_of, load_settings
+from builder.model.config import Settings, load_settings
 from builder.model.errors import FactoryError
 from builder.model.graph import Plan, RootImage, RootPins
-from builder.model.loading import load_model
-from builder.model.lockfile import Lock
 from builder.model.records import (
     BuildRecord,
     Bump,
     ImageResult,
-    PlatformBuild,
     ReleaseRecord,
     TagPlan,
     TestResults,
-    Weights,
-    load,
     save,
 )
-from builder.model.rendered import RenderedVariant
 from builder.model.variants import (
-    NAME_PATTERN,
-    ROOT,
-    Checks,
-    VariantFile,
     VariantSet,
     client_tools,
-    load_variant_files,
-    resolve,
+)
+from builder.project import (
+    Prepared,
+    default_record_path,
+    default_release_path,
+    default_results_path,
+    prepare,
+    start_registry,
+    variants_of,
 )
 from builder.stages import budget, lock, provenance, root, sbom, sign, smoke
 from builder.stages import build as build_stage
 from builder.stages import bump as bump_stage
 from builder.stages import publish as publish_stage
-from builder.stages.plan import make_plan, repository, with_ancestors
-from builder.stages.render import dockerfile_stages, render_all
 
 
 class Observer(Protocol):
@@ -82,182 +73,6 @@ class StageFailed(FactoryError):
     def __init__(self, stage: str) -> None:
         super().__init__(f"release stopped at stage '{stage}'")
         self.stage = stage
-
-
-# --- where records live ----------------------------------------------------------
-
-def default_record_path() -> Path:
-    return state.subdir("records") / "build.json"
-
-
-def default_results_path() -> Path:
-    return state.subdir("records") / "test.json"
-
-
-def default_release_path() -> Path:
-    return state.subdir("records") / "release.json"
-
-
-# --- variants and the registry ------------------------------------------------------
-
-def variants_of(settings: Settings) -> VariantSet:
-    """The project's variants, plus a team's Dockerfile as one more when one was given."""
-    files = load_variant_files(settings.variants_dir)
-    for name in settings.config.budgets:
-        if name not in files and not (settings.dockerfile_variant and settings.dockerfile_variant[1] == name):
-            raise FactoryError(f"budgets.{name}: no variant named '{name}' (known: {', '.join(files)})")
-    if settings.dockerfile_variant is not None:
-        path, name = settings.dockerfile_variant
-        if not re.fullmatch(NAME_PATTERN, name):
-            raise FactoryError(f"--name {name!r}: a variant name is lower-case letters, digits and '-', "
-                               "starting with a letter (at most 41 characters)")
-        if name in files:
-            raise FactoryError(f"--name {name}: a variant of that name already exists")
-        checks_file = path.parent / "hjk-checks.yaml"
-        checks = load_model(checks_file, Checks) if checks_file.is_file() else Checks()
-        stages = dockerfile_stages(path, settings.config.image)
-        spec = VariantFile(
-            name=name, description=f"{name}, built from {path.name}", dockerfile=path.name,
-            parent=stages.parent, stage_variants=stages.uses, checks=checks,
-        )
-        files[name] = (spec, path.parent / f"{name}.yaml")
-    return resolve(files, list(settings.config.platforms))
-
-
-def registry_address(settings: Settings, override: str | None) -> str:
-    """The registry a command talks to: --registry, the config's, or the embedded one's address.
-    A look-up only: nothing is started."""
-    return registries.chosen(settings, override) or registries.embedded(settings).address
-
-
-def published_reference(settings: Settings, variant: str, override: str | None) -> str:
-    """VARIANT's published image pinned by digest: the last release's (when it published that
-    variant to this registry), else what its tag points at now."""
-    repo = repository(settings, registry_address(settings, override))
-    path = default_release_path()
-    if path.is_file():
-        release = load(path, ReleaseRecord)
-        for published in release.variants:
-            if published.variant == variant and published.repository == repo:
-                return published.pinned
-    tagged = f"{repo}:{variant}"
-    try:
-        digest = str(oci.inspect(tagged).digest)
-    except FactoryError as exc:
-        raise FactoryError(f"{tagged} is not published ({exc}); release it, or name an image with --reference") \
-            from None
-    return f"{tagged}@{digest}"
-
-
-def start_registry(settings: Settings, override: str | None) -> str:
-    """The registry a pipeline run pushes to, starting the embedded one when none is named."""
-    named = registries.chosen(settings, override)
-    return named or registries.embedded(settings).up().address
-
-
-@dataclass(frozen=True)
-class LockCheck:
-    stale: lock.Staleness
-    root_problems: list[str]
-    """A bootstrapped root's pins the registry doesn't hold."""
-    registry: str | None
-    """Where the root pins were compared; None: offline (the inputs alone)."""
-
-    @property
-    def current(self) -> bool:
-        return not self.stale.diff and not self.root_problems
-
-
-def check_lock(settings: Settings, registry: str | None, *, offline: bool) -> LockCheck:
-    """The lock against the variant files and, unless OFFLINE, against the registries: an
-    ordinary root's digest now, a bootstrapped root's pins in REGISTRY (the embedded one
-    when none is named)."""
-    locked = lock.load(settings)
-    if locked is None:
-        raise FactoryError(f"{lock.lock_path(settings)} does not exist: run `hjk-images lock`")
-    stale = lock.staleness(settings, variants_of(settings), locked, online=not offline)
-    if offline or stale.diff or settings.config.root.source != "bootstrap":
-        return LockCheck(stale, [], None if offline else registry)
-    where = start_registry(settings, registry)
-    return LockCheck(stale, root.pin_problems(settings, where, lock.root_pins(settings, locked)), where)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """A command's inputs, each read once, and what render and plan made of them."""
-
-    variants: VariantSet
-    rendered: dict[str, RenderedVariant]
-    plan: Plan
-    locked: Lock | None
-    """images.lock.yaml, validated; None when the variants have no lock yet."""
-
-
-def prepare(settings: Settings, registry: str, variant_names: list[str], platforms: list[str]) -> Prepared:
-    """Render the selection (and its ancestors) and plan its builds."""
-    variant_set = variants_of(settings)
-    chosen = with_ancestors(variant_set, variant_set.select(variant_names))
-    rendered = render_all(chosen, settings)
-    plan = make_plan(chosen, rendered, repository(settings, registry), platforms or None)
-    return Prepared(variant_set, rendered, plan, lock.load(settings))
-
-
-def changed_variants(settings: Settings, ref: str) -> list[str]:
-    """Variants whose rendered build context differs from the one at git REF, plus their children.
-
-    Rendering both sides catches every cause: a variant file, a template, a
-    partial, a fragment or a file COPY'd into the image.
-    """
-    with tempfile.TemporaryDirectory(prefix="hjk-base-") as tmp:
-        before_settings = settings.model_copy(update={"project_dir": git.export_tree(settings.project_dir, ref,
-                                                                                     Path(tmp))})
-        try:
-            before_set = variants_of(before_settings)
-            before = {n: r.content_hash() for n, r in render_all(list(before_set), before_settings).items()}
-        except FactoryError:
-            before = {}  # the old tree does not load (no variants yet, say): everything is new
-    now_set = variants_of(settings)
-    now = {name: r.content_hash() for name, r in render_all(list(now_set), settings).items()}
-    changed = {name for name, digest in now.items() if before.get(name) != digest}
-    for name in list(changed):
-        changed.update(v.name for v in now_set.descendants_of(name))
-    return [v.name for v in now_set if v.name in changed]
-
-
-def predict(settings: Settings, registry: str, prepared: Prepared) -> dict[str, str]:
-    """What a build would do per job, asking the registry; empty when it can't be asked."""
-    if not registries.reachable(registry):
-        return {}
-    plan = prepared.plan
-    platforms = sorted({j.platform for j in plan.jobs})
-    roots = root.find_roots(settings, registry, platforms, lock.root_pins(settings, prepared.locked))
-    return build_stage.predict(plan, roots or None, omitted_tools(prepared.variants, plan))
-
-
-def omitted_tools(variants: VariantSet, plan: Plan, report: Callable[[str], None] | None = None,
-                  ) -> dict[str, tuple[str, ...]]:
-    """Per planned variant with optional tools, those whose download can't be reached from
-    here now: the build leaves them out, and its identity and record say so."""
-    optional = {v.name: [t for t in v.own_tools if t.optional and t.downloads]
-                for v in variants if v.name in plan.variants}
-    down = sources.unreachable(d.url for tools in optional.values() for t in tools for d in t.downloads.values())
-    left_out: dict[str, tuple[str, ...]] = {}
-    for name, tools in optional.items():
-        if not tools:
-            continue
-        dead = {t.name: [d.url for d in t.downloads.values() if d.url in down] for t in tools}
-        for tool, urls in dead.items():
-            if urls and report:
-                report(f"{name}: optional tool {tool} left out: {urls[0]} can't be reached from here")
-        left_out[name] = tuple(sorted(tool for tool, urls in dead.items() if urls))
-    return left_out
-
-
-def require_all_tools(omitted: dict[str, tuple[str, ...]]) -> None:
-    """For a release that must ship every tool: an optional tool left out is an error."""
-    if missing := [f"{variant}/{tool}" for variant, tools in omitted.items() for tool in tools]:
-        raise FactoryError(f"optional tools can't be fetched, and this build requires every tool: "
-                           f"{', '.join(missing)} (is their host reachable from this runner?)")
 
 
 # --- the stages --------------------------------------------------------------------
@@ -355,9 +170,10 @@ def build(
             lock.check_before_build(settings, prepared.variants, prepared.locked)
         platforms = sorted({j.platform for j in prepared.plan.jobs})
         if not options.omitted:
-            options = replace(options, omitted=omitted_tools(prepared.variants, prepared.plan, observer.note))
+            omitted = build_stage.omitted_tools(prepared.variants, prepared.plan, observer.note)
+            options = replace(options, omitted=omitted)
         if options.require_all_tools:
-            require_all_tools(options.omitted)
+            build_stage.require_all_tools(options.omitted)
         root_image = root.resolve_root(settings, registry, platforms, observer.note, prepared.locked,
                                        lock.root_pins(settings, prepared.locked), allow_drift=options.allow_root_drift)
         with observer.board(prepared.plan) as listener:
@@ -435,7 +251,7 @@ def publish(
     with state.exclusive("publish", wait=False):
         plans = publish_stage.plan_publish(record, results, declared, settings.config.tags, version,
                                            dt.datetime.now(dt.UTC).date(), request.force)
-        over = over_budget(settings, variants, record, set(declared))
+        over = budget.over_budget(settings, variants, record, set(declared))
         if over and not request.allow_over_budget:
             raise FactoryError("over budget, nothing published:\n  " + "\n  ".join(map(str, over)))
         for overrun in over:
@@ -585,53 +401,3 @@ def _stage(observer: Observer, name: str, action: Callable[[], tuple[T, str | No
     return value
 
 
-def over_budget(settings: Settings, variants: VariantSet, record: BuildRecord,
-                variant_names: set[str]) -> list[budget.Overrun]:
-    """The budgets the record's images break; figures the record lacks are measured now."""
-    budgets = {v.name: v.file.budget for v in variants if v.file.budget}
-    budgets.update(settings.config.budgets)
-    builds = [b for b in record.builds if b.variant in variant_names and b.variant in budgets and b.digest]
-    measured = [b if b.sizes and b.sizes.uncompressed is not None else
-                b.model_copy(update={"sizes": sizes.measure(f"{record.repository}@{b.digest}", b.platform)})
-                for b in builds]
-    return budget.overruns(measured, budgets)
-
-
-def sizes_of(record: BuildRecord, variant_names: list[str], platforms: list[str]) -> list[PlatformBuild]:
-    """The record's images with their sizes measured now, layer by layer (pulled when the
-    engine doesn't hold them)."""
-    measured = []
-    for b in record.builds:
-        if b.digest is None or (variant_names and b.variant not in variant_names) \
-                or (platforms and b.platform not in platforms):
-            continue
-        found = sizes.measure(f"{record.repository}@{b.digest}", b.platform)
-        measured.append(b.model_copy(update={"sizes": found, "size_bytes": found.compressed}))
-    if not measured:
-        raise FactoryError("no built image in the record for that selection")
-    return measured
-
-
-def inherited_layers(record: BuildRecord, builds: list[PlatformBuild]) -> dict[str, int]:
-    """Build key -> how many of its layers come from its parent (the root's one layer for a
-    variant on the root): a child's layers start with its parent's."""
-    parents = {v.name: v.parent for v in record.variants}
-    layers = {b.key: len(b.sizes.layers) for b in [*record.builds, *builds] if b.sizes and b.sizes.layers}
-    # a parent that isn't a built variant (the root) gave the one root layer
-    return {b.key: layers.get(f"{parents.get(b.variant, ROOT)}/{arch_of(b.platform)}", 1) for b in builds}
-
-
-def weights_of(record: BuildRecord, builds: list[PlatformBuild], threshold_mb: int) -> list[Weights]:
-    """For each of BUILDS, what weighs the most inside it, read from the image itself."""
-    return [contents.weights(f"{record.repository}@{b.digest}", b.platform, threshold_mb=threshold_mb)
-            for b in builds]
-
-
-def debian_versions(record: BuildRecord) -> dict[str, dict[str, str]]:
-    """'variant linux/arm64' -> {package: version} as installed in each built image."""
-    found = {}
-    for b in record.builds:
-        if b.digest:
-            contents = read_contents(f"{record.repository}@{b.digest}", b.platform)
-            found[f"{b.variant} {b.platform}"] = {name: version for name, version, _ in contents.debian}
-    return found

@@ -67,6 +67,19 @@ class RegistryStatus:
     log_path: Path
 
 
+def _alive(pid: int) -> bool:
+    """Whether PID runs (a child that exited but wasn't reaped doesn't)."""
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    stat = Path("/proc") / str(pid) / "stat"
+    try:
+        return stat.read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc: the signal answered
+
+
 def _command_line(pid: int) -> list[str]:
     """A process's argv: /proc where there is one, else `ps`."""
     proc = Path("/proc") / str(pid) / "cmdline"
@@ -100,8 +113,9 @@ class EmbeddedRegistry:
         a pid the system has since given to another program is never signalled."""
         try:
             pid = int(self.pid_path.read_text().strip())
-            os.kill(pid, 0)
         except (OSError, ValueError):
+            return None
+        if not _alive(pid):
             return None
         command = _command_line(pid)
         if "serve" not in command or str(self.config_path) not in command:
@@ -156,7 +170,7 @@ class EmbeddedRegistry:
         while time.monotonic() < deadline:
             if answers_v2(self.address):
                 return self.status()
-            if self._pid() is None:
+            if not _alive(pid):  # not _pid(): until its exec, the child's argv is still ours
                 break
             time.sleep(0.2)
         tail = "\n".join(self.log_path.read_text(errors="replace").splitlines()[-10:])

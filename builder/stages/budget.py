@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from builder.model.config import Budget
-from builder.model.records import PlatformBuild
+from builder.engine import sizes
+from builder.model.config import Budget, Settings
+from builder.model.records import BuildRecord, PlatformBuild
+from builder.model.variants import VariantSet
 
 
 def _mb(size: int) -> str:
@@ -49,3 +51,15 @@ def overruns(builds: list[PlatformBuild], budgets: dict[str, Budget]) -> list[Ov
             elif size > limit:
                 found.append(Overrun(b.variant, b.platform, measure, size, limit, biggest))
     return found
+
+
+def over_budget(settings: Settings, variants: VariantSet, record: BuildRecord,
+                variant_names: set[str]) -> list[Overrun]:
+    """The budgets the record's images break; figures the record lacks are measured now."""
+    budgets = {v.name: v.file.budget for v in variants if v.file.budget}
+    budgets.update(settings.config.budgets)
+    builds = [b for b in record.builds if b.variant in variant_names and b.variant in budgets and b.digest]
+    measured = [b if b.sizes and b.sizes.uncompressed is not None else
+                b.model_copy(update={"sizes": sizes.measure(f"{record.repository}@{b.digest}", b.platform)})
+                for b in builds]
+    return overruns(measured, budgets)

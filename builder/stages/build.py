@@ -14,7 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.engine import buildx, oci, sizes, state
+from builder.engine import buildx, oci, sizes, sources, state
 from builder.engine import commands as tools
 from builder.model.config import Settings, arch_of
 from builder.model.errors import FactoryError
@@ -31,6 +31,7 @@ from builder.model.graph import (
 )
 from builder.model.records import BuildRecord, ImageSize, PlatformBuild, RootRecord, VariantIndex
 from builder.model.rendered import RenderedVariant, locate_failure
+from builder.model.variants import VariantSet
 
 Listener = Callable[[str, str, str], None]
 """(job key, status, detail) -> None: progress events for the live view."""
@@ -383,3 +384,29 @@ def merge(records: list[BuildRecord], declared: dict[str, list[str]]) -> BuildRe
         "variants": join(first.repository, wanted, results),
         "root": first.root.model_copy(update={"platforms": root_platforms}),
     })
+
+
+def omitted_tools(variants: VariantSet, plan: Plan, report: Callable[[str], None] | None = None,
+                  ) -> dict[str, tuple[str, ...]]:
+    """Per planned variant with optional tools, those whose download can't be reached from
+    here now: the build leaves them out, and its identity and record say so."""
+    optional = {v.name: [t for t in v.own_tools if t.optional and t.downloads]
+                for v in variants if v.name in plan.variants}
+    down = sources.unreachable(d.url for chosen in optional.values() for t in chosen for d in t.downloads.values())
+    left_out: dict[str, tuple[str, ...]] = {}
+    for name, chosen in optional.items():
+        if not chosen:
+            continue
+        dead = {t.name: [d.url for d in t.downloads.values() if d.url in down] for t in chosen}
+        for tool, urls in dead.items():
+            if urls and report:
+                report(f"{name}: optional tool {tool} left out: {urls[0]} can't be reached from here")
+        left_out[name] = tuple(sorted(tool for tool, urls in dead.items() if urls))
+    return left_out
+
+
+def require_all_tools(omitted: dict[str, tuple[str, ...]]) -> None:
+    """For a release that must ship every tool: an optional tool left out is an error."""
+    if missing := [f"{variant}/{tool}" for variant, tools in omitted.items() for tool in tools]:
+        raise FactoryError(f"optional tools can't be fetched, and this build requires every tool: "
+                           f"{', '.join(missing)} (is their host reachable from this runner?)")

@@ -184,9 +184,9 @@ def test_bad_input_gets_one_line_naming_the_fault(case: Case, tmp_path: Path) ->
 def test_an_unexpected_exception_is_one_line_with_the_trace_kept() -> None:
     """The last-resort handler: a bug (here a planted one) becomes one line naming the command
     and the file holding the full trace, and exit 70."""
-    plant = ("import sys\nfrom builder import cli, runner\n"
+    plant = ("import sys\nfrom builder import cli, project\n"
              "def bug(*_a, **_k):\n    raise ZeroDivisionError('planted')\n"
-             "runner.variants_of = bug\nsys.argv = ['hjk-images', 'render', '--out', 'unused']\ncli.entry()\n")
+             "project.variants_of = bug\nsys.argv = ['hjk-images', 'render', '--out', 'unused']\ncli.entry()\n")
     proc = subprocess.run([sys.executable, "-c", plant], cwd=PROJECT_DIR, capture_output=True, text=True,
                           check=False)
     assert proc.returncode == 70, proc.stderr

@@ -15,7 +15,7 @@ from builder.model.config import load_settings
 from builder.model.errors import FactoryError
 from builder.model.rendered import RenderedVariant, instruction_words
 from builder.model.variants import Variant
-from builder.runner import variants_of
+from builder.project import variants_of
 from builder.stages import lint
 from builder.stages.render import render_variant
 from tests.conftest import FIXTURE_CONFIG, load_variants

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from builder import runner
+from builder import project
 from builder.cli import main
 from builder.stages import lock
 from tests.conftest import FIXTURE_CONFIG
@@ -26,7 +26,7 @@ def loads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
             return real(*args, **kwargs)
         return wrapper
 
-    monkeypatch.setattr(runner, "load_variant_files", counting("variants", runner.load_variant_files))
+    monkeypatch.setattr(project, "load_variant_files", counting("variants", project.load_variant_files))
     monkeypatch.setattr(lock, "load_lock", counting("lock", lock.load_lock))
     return counted
 

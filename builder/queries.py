@@ -1,0 +1,115 @@
+"""Read-only look-ups for the CLI: what a build would do, what is published, what the
+built images weigh and hold, and whether the lock still holds. Nothing here builds,
+tags or writes a record."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from builder.engine import contents, oci, sizes
+from builder.engine import registry as registries
+from builder.engine.contents import read_contents
+from builder.model.config import Settings, arch_of
+from builder.model.errors import FactoryError
+from builder.model.records import BuildRecord, PlatformBuild, ReleaseRecord, Weights, load
+from builder.model.variants import ROOT
+from builder.project import Prepared, default_release_path, registry_address, start_registry, variants_of
+from builder.stages import build as build_stage
+from builder.stages import lock, root
+from builder.stages.plan import repository
+
+
+def published_reference(settings: Settings, variant: str, override: str | None) -> str:
+    """VARIANT's published image pinned by digest: the last release's (when it published that
+    variant to this registry), else what its tag points at now."""
+    repo = repository(settings, registry_address(settings, override))
+    path = default_release_path()
+    if path.is_file():
+        release = load(path, ReleaseRecord)
+        for published in release.variants:
+            if published.variant == variant and published.repository == repo:
+                return published.pinned
+    tagged = f"{repo}:{variant}"
+    try:
+        digest = str(oci.inspect(tagged).digest)
+    except FactoryError as exc:
+        raise FactoryError(f"{tagged} is not published ({exc}); release it, or name an image with --reference") \
+            from None
+    return f"{tagged}@{digest}"
+
+
+@dataclass(frozen=True)
+class LockCheck:
+    stale: lock.Staleness
+    root_problems: list[str]
+    """A bootstrapped root's pins the registry doesn't hold."""
+    registry: str | None
+    """Where the root pins were compared; None: offline (the inputs alone)."""
+
+    @property
+    def current(self) -> bool:
+        return not self.stale.diff and not self.root_problems
+
+
+def check_lock(settings: Settings, registry: str | None, *, offline: bool) -> LockCheck:
+    """The lock against the variant files and, unless OFFLINE, against the registries: an
+    ordinary root's digest now, a bootstrapped root's pins in REGISTRY (the embedded one
+    when none is named)."""
+    locked = lock.load(settings)
+    if locked is None:
+        raise FactoryError(f"{lock.lock_path(settings)} does not exist: run `hjk-images lock`")
+    stale = lock.staleness(settings, variants_of(settings), locked, online=not offline)
+    if offline or stale.diff or settings.config.root.source != "bootstrap":
+        return LockCheck(stale, [], None if offline else registry)
+    where = start_registry(settings, registry)
+    return LockCheck(stale, root.pin_problems(settings, where, lock.root_pins(settings, locked)), where)
+
+
+def predict(settings: Settings, registry: str, prepared: Prepared) -> dict[str, str]:
+    """What a build would do per job, asking the registry; empty when it can't be asked."""
+    if not registries.reachable(registry):
+        return {}
+    plan = prepared.plan
+    platforms = sorted({j.platform for j in plan.jobs})
+    roots = root.find_roots(settings, registry, platforms, lock.root_pins(settings, prepared.locked))
+    return build_stage.predict(plan, roots or None, build_stage.omitted_tools(prepared.variants, plan))
+
+
+def sizes_of(record: BuildRecord, variant_names: list[str], platforms: list[str]) -> list[PlatformBuild]:
+    """The record's images with their sizes measured now, layer by layer (pulled when the
+    engine doesn't hold them)."""
+    measured = []
+    for b in record.builds:
+        if b.digest is None or (variant_names and b.variant not in variant_names) \
+                or (platforms and b.platform not in platforms):
+            continue
+        found = sizes.measure(f"{record.repository}@{b.digest}", b.platform)
+        measured.append(b.model_copy(update={"sizes": found, "size_bytes": found.compressed}))
+    if not measured:
+        raise FactoryError("no built image in the record for that selection")
+    return measured
+
+
+def inherited_layers(record: BuildRecord, builds: list[PlatformBuild]) -> dict[str, int]:
+    """Build key -> how many of its layers come from its parent (the root's one layer for a
+    variant on the root): a child's layers start with its parent's."""
+    parents = {v.name: v.parent for v in record.variants}
+    layers = {b.key: len(b.sizes.layers) for b in [*record.builds, *builds] if b.sizes and b.sizes.layers}
+    # a parent that isn't a built variant (the root) gave the one root layer
+    return {b.key: layers.get(f"{parents.get(b.variant, ROOT)}/{arch_of(b.platform)}", 1) for b in builds}
+
+
+def weights_of(record: BuildRecord, builds: list[PlatformBuild], threshold_mb: int) -> list[Weights]:
+    """For each of BUILDS, what weighs the most inside it, read from the image itself."""
+    return [contents.weights(f"{record.repository}@{b.digest}", b.platform, threshold_mb=threshold_mb)
+            for b in builds]
+
+
+def debian_versions(record: BuildRecord) -> dict[str, dict[str, str]]:
+    """'variant linux/arm64' -> {package: version} as installed in each built image."""
+    found = {}
+    for b in record.builds:
+        if b.digest:
+            contents = read_contents(f"{record.repository}@{b.digest}", b.platform)
+            found[f"{b.variant} {b.platform}"] = {name: version for name, version, _ in contents.debian}
+    return found
