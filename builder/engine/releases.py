@@ -125,6 +125,23 @@ def npm_tarball(package: str, version: str) -> str:
     return str(meta["dist"]["tarball"])
 
 
+def release_exists(source: str, package: str, version: str) -> bool:
+    """Whether the npm registry or PyPI holds that exact release: a small question (the one
+    release's document), answered False only when the source says it doesn't exist."""
+    try:
+        if source == "npm":
+            _get_json(f"{npm_registry()}/{urllib.parse.quote(package, safe='@')}/{urllib.parse.quote(version)}",
+                      "the npm registry")
+            return True
+        if source == "pypi":  # the project's document: not every mirror serves one release's
+            return any(r.version == version for r in pypi(package).releases)
+    except SourceError as exc:
+        if " answered 404 " in str(exc):
+            return False
+        raise
+    raise ValueError(f"no release registry for source {source!r}")
+
+
 def sha256_of(url: str) -> str:
     """Download URL and hash it: what the build will check (sources publish other digests,
     npm's sha512 integrity among them)."""

@@ -20,8 +20,7 @@ from typing import Any
 
 import yaml
 
-from builder.engine import commands as tools
-from builder.engine import oci
+from builder.engine import oci, releases
 from builder.model import files
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
@@ -93,18 +92,19 @@ def _root_entry(
 
 
 def _verify_tool_exists(variant: str, name: str, entry: dict[str, Any]) -> None:
-    """npm and PyPI releases must exist; archives are checked by sha256 at build time."""
+    """npm and PyPI releases must exist (asked over HTTP, as `bump` asks); archives are
+    checked by sha256 at build time."""
+    if entry["source"] not in ("npm", "pypi"):
+        return
     package = entry.get("package", name)
-    if entry["source"] == "npm":
-        spec = f"{package}@{entry['version']}"
-        result = tools.run(["npm", "view", spec, "version"], check=False, timeout=120)
-        if result.returncode != 0 or not result.stdout.strip():
-            raise FactoryError(f"tool {variant}/{name}: {spec} does not exist on the npm registry")
-    elif entry["source"] == "pypi":
-        result = tools.run(["pip", "index", "versions", package], check=False, timeout=120)
-        listed = result.stdout.replace(",", " ").split()
-        if result.returncode != 0 or entry["version"] not in listed:
-            raise FactoryError(f"tool {variant}/{name}: {package}=={entry['version']} does not exist on PyPI")
+    where = "the npm registry" if entry["source"] == "npm" else "PyPI"
+    try:
+        found = releases.release_exists(entry["source"], package, entry["version"])
+    except releases.SourceError as exc:
+        raise FactoryError(f"tool {variant}/{name}: can't check that {package} {entry['version']} exists: {exc}") \
+            from None
+    if not found:
+        raise FactoryError(f"tool {variant}/{name}: {package} {entry['version']} does not exist on {where}")
 
 
 def load(settings: Settings) -> Lock | None:

@@ -49,7 +49,7 @@ def test_a_tool_version_that_does_not_exist_fails_and_leaves_the_lock_untouched(
     base.write_text(text.replace('"@openai/codex", version: 0.171.0', '"@openai/codex", version: 0.0.999999'))
     proc = hjk("--config", str(overlay), "lock", check=False)
     assert proc.returncode == 1
-    assert "tool base/codex: @openai/codex@0.0.999999 does not exist on the npm registry" in proc.stderr
+    assert "tool base/codex: @openai/codex 0.0.999999 does not exist on the npm registry" in proc.stderr
     assert lockfile.read_text() == before
 
 
