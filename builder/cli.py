@@ -21,7 +21,7 @@ from builder import project, queries, runner
 from builder.engine import auth, commands, oci
 from builder.engine import registry as registries
 from builder.model import starting
-from builder.model.allowlist import load_allowlist, trivy_ignore
+from builder.model.allowlist import trivy_ignore
 from builder.model.config import CONFIG_ENV, SUPPORTED_PLATFORMS, Settings, load_settings
 from builder.model.errors import FactoryError
 from builder.model.records import BuildRecord, ReleaseRecord, TestResults, load, merge_results, save
@@ -832,15 +832,8 @@ def scan_policy(ctx: click.Context, variant: str | None, ignore_file: Path | Non
     before Trivy, which fails on critical findings that have a fix.
     """
     settings = settings_of(ctx)
-    if variant:
-        project.variants_of(settings).select([variant])  # an unknown name fails here
     path = settings.allowlist_path
-    allowed = load_allowlist(path)
-    expired = allowed.expired(dt.datetime.now(dt.UTC).date())
-    if expired:
-        raise FactoryError(f"{path}: expired allow-list entries (look at them again, then renew or remove): "
-                           + ", ".join(f"{e.id} (expired {e.expires})" for e in expired))
-    entries = allowed.for_variant(variant)
+    entries = queries.accepted_findings(settings, variant, dt.datetime.now(dt.UTC).date())
     if ignore_file:
         ignore_file.write_text(trivy_ignore(entries), encoding="utf-8")
         note(f"wrote {ignore_file}")

@@ -4,11 +4,13 @@ tags or writes a record."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 
 from builder.engine import contents, oci, sizes
 from builder.engine import registry as registries
 from builder.engine.contents import read_contents
+from builder.model.allowlist import Allowed, load_allowlist
 from builder.model.config import Settings, arch_of
 from builder.model.errors import FactoryError
 from builder.model.records import BuildRecord, PlatformBuild, ReleaseRecord, Weights, load
@@ -113,3 +115,17 @@ def debian_versions(record: BuildRecord) -> dict[str, dict[str, str]]:
             contents = read_contents(f"{record.repository}@{b.digest}", b.platform)
             found[f"{b.variant} {b.platform}"] = {name: version for name, version, _ in contents.debian}
     return found
+
+
+def accepted_findings(settings: Settings, variant: str | None, today: dt.date) -> list[Allowed]:
+    """The allow-list's entries for VARIANT (every variant when None), once no entry has
+    expired: an expired entry fails, so an accepted finding is looked at again."""
+    if variant:
+        variants_of(settings).select([variant])  # an unknown name fails here
+    path = settings.allowlist_path
+    allowed = load_allowlist(path)
+    expired = allowed.expired(today)
+    if expired:
+        raise FactoryError(f"{path}: expired allow-list entries (look at them again, then renew or remove): "
+                           + ", ".join(f"{e.id} (expired {e.expires})" for e in expired))
+    return allowed.for_variant(variant)
