@@ -86,7 +86,7 @@ def sizes_of(record: BuildRecord, variant_names: list[str], platforms: list[str]
                 or (platforms and b.platform not in platforms):
             continue
         found = sizes.measure(f"{record.repository}@{b.digest}", b.platform)
-        measured.append(b.model_copy(update={"sizes": found, "size_bytes": found.compressed}))
+        measured.append(b.model_copy(update={"sizes": found}))
     if not measured:
         raise FactoryError("no built image in the record for that selection")
     return measured

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from builder.model import files
 from builder.model.errors import FactoryError
@@ -66,8 +66,6 @@ class PlatformBuild(Record):
     identity: str = ""
     digest: str | None = None
     staging_tag: str | None = None
-    size_bytes: int | None = None
-    """Compressed, in the registry (what `sizes.compressed` says)."""
     sizes: ImageSize | None = None
     context_digest: str | None = None
     """sha256 of the rendered build context (Dockerfile and files) it was built from."""
@@ -84,6 +82,19 @@ class PlatformBuild(Record):
     @property
     def key(self) -> str:
         return f"{self.variant}/{self.platform.split('/')[1]}"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derived_figures_are_not_stored(cls, data: object) -> object:
+        """Records written before `size_bytes` was derived still load."""
+        if isinstance(data, dict) and "size_bytes" in data:
+            data = {k: v for k, v in data.items() if k != "size_bytes"}
+        return data
+
+    @property
+    def size_bytes(self) -> int | None:
+        """Compressed, in the registry: derived from `sizes`, never kept beside it."""
+        return (self.sizes.compressed or None) if self.sizes else None
 
 
 class VariantIndex(Record):

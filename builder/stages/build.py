@@ -147,7 +147,7 @@ class Executor:
                 measured = sizes.measure(f"{self.plan.repository}@{existing}", job.platform, pull=False)
                 return PlatformBuild(
                     variant=job.variant, platform=job.platform, status="reused", identity=ident,
-                    digest=existing, staging_tag=tag, size_bytes=measured.compressed, sizes=measured,
+                    digest=existing, staging_tag=tag, sizes=measured,
                     context_digest=job.content_hash, omitted_tools=list(omitted), duration_s=time.monotonic() - start,
                 )
         cache = self.layer_cache(job)
@@ -174,7 +174,7 @@ class Executor:
             measured = sizes.measure(f"{self.plan.repository}@{digest}", job.platform, pull=False)
         return PlatformBuild(
             variant=job.variant, platform=job.platform, status="built", identity=ident,
-            digest=digest, staging_tag=local_tag or tag, size_bytes=measured.compressed or None, sizes=measured,
+            digest=digest, staging_tag=local_tag or tag, sizes=measured,
             context_digest=job.content_hash, omitted_tools=list(omitted), layer_cache=cache.said,
             started_at=started_at, finished_at=_now(),
             duration_s=time.monotonic() - start, log=str(log_path),
