@@ -317,10 +317,10 @@ def release(settings: Settings, request: ReleaseRequest, observer: Observer) -> 
     """The main job: registry -> render -> build -> test -> publish (sign, SBOM, provenance), in
     order, each stage's outcome told to the observer; the first failed stage raises StageFailed."""
     target = _stage(observer, "registry", lambda: _shown(start_registry(settings, request.registry)))
-    prepared = prepare(settings, target, request.variant_names, request.platforms)
-    _stage(observer, "lock", lambda: ((), _lock_checked(settings, prepared)))
     # build contexts go to the run's own folder; the committed rendered/ is `render`'s
-    observer.stage("render", f"{len(prepared.rendered)} Dockerfiles")
+    prepared = _stage(observer, "render", lambda: _rendered(prepare(settings, target, request.variant_names,
+                                                                    request.platforms)))
+    _stage(observer, "lock", lambda: ((), _lock_checked(settings, prepared)))
     options = build_options(settings, force=request.force, max_parallel=request.max_parallel,
                             network=request.network, require_all_tools=request.require_all_tools,
                             allow_root_drift=request.allow_root_drift)
@@ -329,8 +329,8 @@ def release(settings: Settings, request: ReleaseRequest, observer: Observer) -> 
     targets = smoke.targets_of(record, [], [])
     results = _stage(observer, "test", lambda: _passed(test(settings, prepared.variants, targets, observer,
                                                             parallel=request.max_parallel, clients=request.clients)))
-    load_allowlist(settings.allowlist_path)  # a malformed allow-list fails here, not in CI
-    observer.stage("scan", NO_LOCAL_SCAN)
+    # a malformed allow-list fails here, not in CI
+    _stage(observer, "scan", lambda: (load_allowlist(settings.allowlist_path), NO_LOCAL_SCAN))
     # a release publishes what was asked for, like `publish --variant`; ancestors were only built on
     ask = PublishRequest(**{**request.publish.__dict__, "only": list(request.variant_names),
                             "sign_key": request.publish.sign_key or local_key(target, observer),
@@ -370,6 +370,10 @@ def _lock_checked(settings: Settings, prepared: Prepared) -> str:
         return f"[yellow]no {lockfile.name}: inputs are not pinned (run `hjk-images lock`)[/]"
     lock.check_before_build(settings, prepared.variants, prepared.locked)
     return f"{lockfile.name} current"
+
+
+def _rendered(prepared: Prepared) -> tuple[Prepared, str]:
+    return prepared, f"{len(prepared.rendered)} Dockerfiles, {len(prepared.plan.jobs)} builds planned"
 
 
 def _built(record: BuildRecord) -> tuple[BuildRecord, str]:
