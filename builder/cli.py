@@ -76,12 +76,19 @@ def settings_of(ctx: click.Context) -> Settings:
     obj = ctx.ensure_object(dict)
     if "settings" not in obj:
         overrides = {"namespace": obj["namespace"]} if obj.get("namespace") else {}
-        loaded = load_settings(obj.get("config"), overrides=overrides)
-        if obj.get("dockerfile"):
-            loaded = loaded.model_copy(update={"dockerfile_variant": obj["dockerfile"]})
-        obj["settings"] = loaded
+        obj["settings"] = load_settings(obj.get("config"), overrides=overrides)
     settings: Settings = obj["settings"]
     return settings
+
+
+def project_of(ctx: click.Context) -> project.Project:
+    """The command's project: settings, variants (with --dockerfile's), lock, each read once."""
+    obj = ctx.ensure_object(dict)
+    if "project" not in obj:
+        team = project.TeamDockerfile(*obj["dockerfile"]) if obj.get("dockerfile") else None
+        obj["project"] = project.load_project(settings_of(ctx), team)
+    loaded: project.Project = obj["project"]
+    return loaded
 
 
 def dockerfile_options(func: F) -> F:
@@ -324,7 +331,7 @@ def selected(ctx: click.Context, variant_names: tuple[str, ...], changed_since: 
     """The variants asked for; None when --changed-since finds nothing to do."""
     if not changed_since:
         return list(variant_names)
-    changed = project.changed_variants(settings_of(ctx), changed_since)
+    changed = project.changed_variants(project_of(ctx), changed_since)
     chosen = [n for n in changed if not variant_names or n in variant_names]
     note(f"changed since {changed_since}: {', '.join(chosen) or 'nothing'}")
     return chosen or None
@@ -340,7 +347,7 @@ def selected(ctx: click.Context, variant_names: tuple[str, ...], changed_since: 
 def render(ctx: click.Context, variant_names: tuple[str, ...], out_dir: Path | None, check: bool) -> None:
     """Render the variants' Dockerfiles (and the files they COPY)."""
     settings = settings_of(ctx)
-    rendered = render_stage.render_all(project.variants_of(settings).select(variant_names), settings)
+    rendered = render_stage.render_all(project_of(ctx).variants.select(variant_names), settings)
     target = out_dir or render_stage.default_out_dir(settings)
     if check:
         stale = render_stage.stale(rendered, target, whole_set=not variant_names)
@@ -372,7 +379,7 @@ def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
     settings = settings_of(ctx)
     target = project.registry_address(settings, registry)
     names = selected(ctx, variant_names, changed_since)
-    prepared = project.prepare(settings, target, names, list(platforms)) if names is not None else None
+    prepared = project.prepare(project_of(ctx), target, names, list(platforms)) if names is not None else None
     statuses = queries.predict(settings, target, prepared) if prepared and not offline else {}
     if as_json:
         click.echo(json.dumps(plan_stage.plan_document(prepared.plan if prepared else None, statuses), indent=2))
@@ -430,7 +437,7 @@ def build(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[s
     options = runner.build_options(settings, builder=builder, force=force or no_cache, no_cache=no_cache,
                                    max_parallel=max_parallel, network=network, require_all_tools=require_all_tools,
                                    allow_root_drift=allow_root_drift)
-    record = runner.build(settings, target, project.prepare(settings, target, names, list(platforms)), options,
+    record = runner.build(settings, target, project.prepare(project_of(ctx), target, names, list(platforms)), options,
                           ConsoleObserver(), record_path)
     if not record.ok:
         skipped = [b.key for b in record.builds if b.status == "skipped"]
@@ -442,14 +449,15 @@ def build_local(ctx: click.Context, registry: str | None, builder: str | None, n
                 local_tag: str | None) -> None:
     """`build --dockerfile F --name NAME --load`: this platform only, loaded, not pushed."""
     settings = settings_of(ctx)
-    if settings.dockerfile_variant is None:
+    team = project_of(ctx).team
+    if team is None:
         raise FactoryError("--load builds a team's Dockerfile: give --dockerfile and --name")
-    name = settings.dockerfile_variant[1]
+    name = team.name
     tag = local_tag or f"{name}:dev"
     target = project.start_registry(settings, registry)  # where the parent lives
     options = runner.build_options(settings, builder=builder, network=network, load={name: tag})
     platform = f"linux/{smoke.host_arch()}"
-    record = runner.build(settings, target, project.prepare(settings, target, [name], [platform]), options,
+    record = runner.build(settings, target, project.prepare(project_of(ctx), target, [name], [platform]), options,
                           ConsoleObserver(show_indexes=False))
     if not record.ok:
         raise FactoryError("the build failed")
@@ -519,7 +527,7 @@ def run_args(ctx: click.Context, variant_name: str, client: str, reference: str 
     never typed by hand; `--readme README.md` writes the README's "Starting the variants".
     """
     settings = settings_of(ctx)
-    variants = project.variants_of(settings)
+    variants = project_of(ctx).variants
     if readme:
         repository = f"{settings.config.registry or 'ghcr.io'}/{settings.config.namespace}/{settings.config.image}"
         text = report.starting_markdown(list(variants), repository)
@@ -552,7 +560,7 @@ def lint(ctx: click.Context) -> None:
     """hadolint on the rendered Dockerfiles, yamllint on the variant files, shellcheck on the
     helper scripts, Headjack's label contract, and the workflows' hjk-images commands."""
     settings = settings_of(ctx)
-    variants = project.variants_of(settings).select([])
+    variants = project_of(ctx).variants.select([])
     rendered = render_stage.render_all(variants, settings)
     findings = lint_stage.lint(settings, rendered, [v.path for v in variants], main)
     for finding in findings:
@@ -591,7 +599,7 @@ def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tupl
     systemd, the inner engine, the agents. Exits non-zero if any check fails.
     """
     settings = settings_of(ctx)
-    variants = project.variants_of(settings)
+    variants = project_of(ctx).variants
     names = selected(ctx, variant_names, changed_since)
     if names is None:
         note("nothing to test")
@@ -642,7 +650,7 @@ def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tup
     request = runner.PublishRequest(version=version, force=force, dry_run=dry_run, only=list(variant_names),
                                     sign_key=sign_key, with_sbom=with_sbom, release_path=release_path,
                                     allow_over_budget=allow_over_budget, keyless=keyless)
-    runner.publish(settings, project.variants_of(settings), record, results, request, ConsoleObserver())
+    runner.publish(settings, project_of(ctx).variants, record, results, request, ConsoleObserver())
 
 
 @main.command()
@@ -686,7 +694,7 @@ def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple
     )
     observer = ConsoleObserver(show_indexes=False)
     try:
-        runner.release(settings_of(ctx), request, observer)
+        runner.release(project_of(ctx), request, observer)
     finally:
         stage_table(observer.stages)
 
@@ -702,7 +710,7 @@ def merge(ctx: click.Context, record_files: tuple[Path, ...], record_path: Path 
 
     Refuses a variant whose declared platforms are not all built.
     """
-    declared = {v.name: list(v.platforms) for v in project.variants_of(settings_of(ctx))}
+    declared = {v.name: list(v.platforms) for v in project_of(ctx).variants}
     merged = runner.merge([load(p, BuildRecord) for p in record_files], declared)
     saved = save(merged, record_path or project.default_record_path())
     out_console.print(report.index_summary(merged))
@@ -762,7 +770,8 @@ def login(registry: str, username: str, password_stdin: bool) -> None:
 def new_variant(ctx: click.Context, name: str, parent: str) -> None:
     """Write a commented starting variant file NAME.yaml and its check module, then say what to run."""
     settings = settings_of(ctx)
-    written = scaffold.new_variant(settings.variants_dir, name, parent, project.variants_of(settings),
+    # validating reads the variants again: the new file was just written
+    written = scaffold.new_variant(settings.variants_dir, name, parent, project_of(ctx).variants,
                                    validate=lambda: project.variants_of(settings)[name])
     for path in written:
         click.echo(str(path))
@@ -791,8 +800,7 @@ def bump_cmd(ctx: click.Context, only: tuple[str, ...], group: str | None, dry_r
     yanked releases are never chosen. The variant files keep their comments and layout;
     the lock is rewritten to match. Nothing is written when a source can't be reached.
     """
-    settings = settings_of(ctx)
-    outcome = runner.bump(settings, runner.BumpRequest(list(only), group, dry_run or check), ConsoleObserver())
+    outcome = runner.bump(project_of(ctx), runner.BumpRequest(list(only), group, dry_run or check), ConsoleObserver())
     bumps = outcome.bumps
     if as_json:
         click.echo(json.dumps([b.model_dump() for b in bumps], indent=2))
@@ -833,7 +841,7 @@ def scan_policy(ctx: click.Context, variant: str | None, ignore_file: Path | Non
     """
     settings = settings_of(ctx)
     path = settings.allowlist_path
-    entries = queries.accepted_findings(settings, variant, dt.datetime.now(dt.UTC).date())
+    entries = queries.accepted_findings(project_of(ctx), variant, dt.datetime.now(dt.UTC).date())
     if ignore_file:
         ignore_file.write_text(trivy_ignore(entries), encoding="utf-8")
         note(f"wrote {ignore_file}")
@@ -867,7 +875,7 @@ def lock_cmd(ctx: click.Context, check: bool, offline: bool, registry: str | Non
     keeps what each image actually installed, and says what changed since last time.
     """
     settings = settings_of(ctx)
-    variants = project.variants_of(settings)
+    variants = project_of(ctx).variants
     path = lock_stage.lock_path(settings)
     if offline and not check:
         raise click.UsageError("--offline goes with --check")
@@ -877,7 +885,7 @@ def lock_cmd(ctx: click.Context, check: bool, offline: bool, registry: str | Non
         echo_lines(drift)
         note(f"{path}: Debian packages of {len(installed)} images recorded, {len(drift)} changed")
     elif check:
-        checked = queries.check_lock(settings, registry, offline=offline)
+        checked = queries.check_lock(project_of(ctx), registry, offline=offline)
         if checked.stale.diff:
             for line in checked.stale.moves:
                 note(line)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.engine import git, state
@@ -17,7 +17,15 @@ from builder.model.graph import Plan
 from builder.model.loading import load_model
 from builder.model.lockfile import Lock
 from builder.model.rendered import RenderedVariant
-from builder.model.variants import NAME_PATTERN, Checks, VariantFile, VariantSet, load_variant_files, resolve
+from builder.model.variants import (
+    NAME_PATTERN,
+    Checks,
+    Variant,
+    VariantFile,
+    VariantSet,
+    load_variant_files,
+    resolve,
+)
 from builder.stages import lock
 from builder.stages.plan import make_plan, repository, with_ancestors
 from builder.stages.render import dockerfile_stages, render_all
@@ -38,14 +46,22 @@ def default_release_path() -> Path:
 
 # --- variants and the registry ------------------------------------------------------
 
-def variants_of(settings: Settings) -> VariantSet:
+@dataclass(frozen=True)
+class TeamDockerfile:
+    """--dockerfile PATH --name NAME: a team's own Dockerfile taken through the pipeline as a variant."""
+
+    path: Path
+    name: str
+
+
+def variants_of(settings: Settings, team: TeamDockerfile | None = None) -> VariantSet:
     """The project's variants, plus a team's Dockerfile as one more when one was given."""
     files = load_variant_files(settings.variants_dir)
     for name in settings.config.budgets:
-        if name not in files and not (settings.dockerfile_variant and settings.dockerfile_variant[1] == name):
+        if name not in files and not (team and team.name == name):
             raise FactoryError(f"budgets.{name}: no variant named '{name}' (known: {', '.join(files)})")
-    if settings.dockerfile_variant is not None:
-        path, name = settings.dockerfile_variant
+    if team is not None:
+        path, name = team.path, team.name
         if not re.fullmatch(NAME_PATTERN, name):
             raise FactoryError(f"--name {name!r}: a variant name is lower-case letters, digits and '-', "
                                "starting with a letter (at most 41 characters)")
@@ -62,6 +78,30 @@ def variants_of(settings: Settings) -> VariantSet:
     return resolve(files, list(settings.config.platforms))
 
 
+@dataclass(frozen=True)
+class Project:
+    """What one command works on, each read once and handed down: the settings, the variant
+    set (with a team's Dockerfile), the lock, and each variant's rendered context."""
+
+    settings: Settings
+    variants: VariantSet
+    locked: Lock | None
+    """images.lock.yaml, validated; None when the variants have no lock yet."""
+    team: TeamDockerfile | None = None
+    _rendered: dict[str, RenderedVariant] = field(default_factory=dict, repr=False, compare=False)
+
+    def rendered(self, chosen: list[Variant]) -> dict[str, RenderedVariant]:
+        """CHOSEN rendered, each variant once per command (`--changed-since` and the build share it)."""
+        missing = [v for v in chosen if v.name not in self._rendered]
+        if missing:
+            self._rendered.update(render_all(missing, self.settings))
+        return {v.name: self._rendered[v.name] for v in chosen}
+
+
+def load_project(settings: Settings, team: TeamDockerfile | None = None) -> Project:
+    return Project(settings, variants_of(settings, team), lock.load(settings), team)
+
+
 def registry_address(settings: Settings, override: str | None) -> str:
     """The registry a command talks to: --registry, the config's, or the embedded one's address.
     A look-up only: nothing is started."""
@@ -76,30 +116,36 @@ def start_registry(settings: Settings, override: str | None) -> str:
 
 @dataclass(frozen=True)
 class Prepared:
-    """A command's inputs, each read once, and what render and plan made of them."""
+    """A selection rendered and planned, with the inputs it came from."""
 
-    variants: VariantSet
+    project: Project
     rendered: dict[str, RenderedVariant]
     plan: Plan
-    locked: Lock | None
-    """images.lock.yaml, validated; None when the variants have no lock yet."""
+
+    @property
+    def variants(self) -> VariantSet:
+        return self.project.variants
+
+    @property
+    def locked(self) -> Lock | None:
+        return self.project.locked
 
 
-def prepare(settings: Settings, registry: str, variant_names: list[str], platforms: list[str]) -> Prepared:
+def prepare(project: Project, registry: str, variant_names: list[str], platforms: list[str]) -> Prepared:
     """Render the selection (and its ancestors) and plan its builds."""
-    variant_set = variants_of(settings)
-    chosen = with_ancestors(variant_set, variant_set.select(variant_names))
-    rendered = render_all(chosen, settings)
-    plan = make_plan(chosen, rendered, repository(settings, registry), platforms or None)
-    return Prepared(variant_set, rendered, plan, lock.load(settings))
+    chosen = with_ancestors(project.variants, project.variants.select(variant_names))
+    rendered = project.rendered(chosen)
+    plan = make_plan(chosen, rendered, repository(project.settings, registry), platforms or None)
+    return Prepared(project, rendered, plan)
 
 
-def changed_variants(settings: Settings, ref: str) -> list[str]:
+def changed_variants(project: Project, ref: str) -> list[str]:
     """Variants whose rendered build context differs from the one at git REF, plus their children.
 
     Rendering both sides catches every cause: a variant file, a template, a
     partial, a fragment or a file COPY'd into the image.
     """
+    settings = project.settings
     with tempfile.TemporaryDirectory(prefix="hjk-base-") as tmp:
         before_settings = settings.model_copy(update={"project_dir": git.export_tree(settings.project_dir, ref,
                                                                                      Path(tmp))})
@@ -108,11 +154,9 @@ def changed_variants(settings: Settings, ref: str) -> list[str]:
             before = {n: r.content_hash() for n, r in render_all(list(before_set), before_settings).items()}
         except FactoryError:
             before = {}  # the old tree does not load (no variants yet, say): everything is new
-    now_set = variants_of(settings)
-    now = {name: r.content_hash() for name, r in render_all(list(now_set), settings).items()}
+    now_set = project.variants
+    now = {name: r.content_hash() for name, r in project.rendered(list(now_set)).items()}
     changed = {name for name, digest in now.items() if before.get(name) != digest}
     for name in list(changed):
         changed.update(v.name for v in now_set.descendants_of(name))
     return [v.name for v in now_set if v.name in changed]
-
-

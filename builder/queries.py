@@ -15,7 +15,7 @@ from builder.model.config import Settings, arch_of
 from builder.model.errors import FactoryError
 from builder.model.records import BuildRecord, PlatformBuild, ReleaseRecord, Weights, load
 from builder.model.variants import ROOT
-from builder.project import Prepared, default_release_path, registry_address, start_registry, variants_of
+from builder.project import Prepared, Project, default_release_path, registry_address, start_registry
 from builder.stages import build as build_stage
 from builder.stages import lock, root
 from builder.stages.plan import repository
@@ -53,14 +53,14 @@ class LockCheck:
         return not self.stale.diff and not self.root_problems
 
 
-def check_lock(settings: Settings, registry: str | None, *, offline: bool) -> LockCheck:
+def check_lock(project: Project, registry: str | None, *, offline: bool) -> LockCheck:
     """The lock against the variant files and, unless OFFLINE, against the registries: an
     ordinary root's digest now, a bootstrapped root's pins in REGISTRY (the embedded one
     when none is named)."""
-    locked = lock.load(settings)
+    settings, locked = project.settings, project.locked
     if locked is None:
         raise FactoryError(f"{lock.lock_path(settings)} does not exist: run `hjk-images lock`")
-    stale = lock.staleness(settings, variants_of(settings), locked, online=not offline)
+    stale = lock.staleness(settings, project.variants, locked, online=not offline)
     if offline or stale.diff or settings.config.root.source != "bootstrap":
         return LockCheck(stale, [], None if offline else registry)
     where = start_registry(settings, registry)
@@ -117,12 +117,12 @@ def debian_versions(record: BuildRecord) -> dict[str, dict[str, str]]:
     return found
 
 
-def accepted_findings(settings: Settings, variant: str | None, today: dt.date) -> list[Allowed]:
+def accepted_findings(project: Project, variant: str | None, today: dt.date) -> list[Allowed]:
     """The allow-list's entries for VARIANT (every variant when None), once no entry has
     expired: an expired entry fails, so an accepted finding is looked at again."""
     if variant:
-        variants_of(settings).select([variant])  # an unknown name fails here
-    path = settings.allowlist_path
+        project.variants.select([variant])  # an unknown name fails here
+    path = project.settings.allowlist_path
     allowed = load_allowlist(path)
     expired = allowed.expired(today)
     if expired:

@@ -41,6 +41,7 @@ from builder.model.variants import (
 )
 from builder.project import (
     Prepared,
+    Project,
     default_record_path,
     default_release_path,
     default_results_path,
@@ -124,10 +125,10 @@ class BumpOutcome:
     """Variant files changed (the lock too, when any)."""
 
 
-def bump(settings: Settings, request: BumpRequest, observer: Observer) -> BumpOutcome:
+def bump(project: Project, request: BumpRequest, observer: Observer) -> BumpOutcome:
     """Ask every selected tool's source for its newest allowed release; unless it is a dry
     run, write the moves into the variant files and the lock, all of them or nothing."""
-    variants = variants_of(settings)
+    settings, variants = project.settings, project.variants
     chosen = bump_stage.selected_tools(variants, request.only, settings.config.bump.groups, request.group,
                                        client_tools(settings.config))
     observer.note(f"asking the sources of {len(chosen)} tool(s)")
@@ -139,7 +140,7 @@ def bump(settings: Settings, request: BumpRequest, observer: Observer) -> BumpOu
         try:
             settings = load_settings(settings.overlay_path, settings.project_dir)  # a client's pin may have moved
             edited = variants_of(settings)  # the edited files must still load
-            lock.update(settings, edited, None, lock.root_pins(settings, lock.load(settings)), verify_tools=False)
+            lock.update(settings, edited, None, lock.root_pins(settings, project.locked), verify_tools=False)
         except BaseException:
             undo()
             raise
@@ -313,12 +314,13 @@ class ReleaseRequest:
     publish: PublishRequest = field(default_factory=PublishRequest)
 
 
-def release(settings: Settings, request: ReleaseRequest, observer: Observer) -> ReleaseRecord:
+def release(project: Project, request: ReleaseRequest, observer: Observer) -> ReleaseRecord:
     """The main job: registry -> render -> build -> test -> publish (sign, SBOM, provenance), in
     order, each stage's outcome told to the observer; the first failed stage raises StageFailed."""
+    settings = project.settings
     target = _stage(observer, "registry", lambda: _shown(start_registry(settings, request.registry)))
     # build contexts go to the run's own folder; the committed rendered/ is `render`'s
-    prepared = _stage(observer, "render", lambda: _rendered(prepare(settings, target, request.variant_names,
+    prepared = _stage(observer, "render", lambda: _rendered(prepare(project, target, request.variant_names,
                                                                     request.platforms)))
     _stage(observer, "lock", lambda: ((), _lock_checked(settings, prepared)))
     options = build_options(settings, force=request.force, max_parallel=request.max_parallel,

@@ -300,8 +300,6 @@ class Settings(BaseModel):
     config: FactoryConfig
     project_dir: Path
     overlay_path: Path | None = None
-    dockerfile_variant: tuple[Path, str] | None = None
-    """(Dockerfile, name): a team's own Dockerfile taken through the pipeline as a variant."""
 
     @property
     def variants_dir(self) -> Path:
