@@ -8,6 +8,7 @@ missing is named, every exec has a timeout, and output is redacted.
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -16,6 +17,7 @@ from typing import Any
 from python_on_whales import DockerClient
 
 from builder.engine.commands import redact, require, run
+from builder.model.errors import FactoryError
 
 # Ryuk, testcontainers' reaper, is an image that may not be pullable (air-gapped
 # hosts); every container started here carries a run label and is removed by us.
@@ -113,3 +115,34 @@ def remove_labelled(label: str) -> None:
     found = run(["docker", "ps", "-aq", "--filter", f"label={label}"], check=False).stdout.split()
     if found:
         run(["docker", "rm", "-f", "-v", *found], check=False)
+
+
+def pull_and_inspect(reference: str, platform: str) -> dict[str, Any]:
+    """Pull REFERENCE for PLATFORM and return `docker image inspect`'s document of it."""
+    pulled = run(["docker", "pull", "--quiet", "--platform", platform, reference], check=False, timeout=900)
+    if pulled.returncode != 0:
+        raise FactoryError(f"image {reference} ({platform}) can't be pulled: {pulled.stderr.strip()}")
+    found: dict[str, Any] = json.loads(run(["docker", "image", "inspect", reference]).stdout)[0]
+    return found
+
+
+PRIVILEGE_REFUSALS = ("unable to apply caps", "operation not permitted")
+"""What the runtime says when the host refuses --privileged (a VM without CAP_SYS_RESOURCE)."""
+
+
+def privileged_runs(reference: str, label: str) -> bool:
+    """Whether this host runs REFERENCE --privileged (some VMs refuse it): as root, like an
+    init (a non-root user gets no capabilities, so it would pass anyway). Any other failure
+    (a pull error, a timeout) is an error, never taken for the host refusing."""
+    probe = run(["docker", "run", "--rm", "--privileged", "--user", "0", "--label", label,
+                 "--entrypoint", "true", reference], check=False, timeout=300)
+    if probe.returncode != 0 and not any(sign in probe.stderr for sign in PRIVILEGE_REFUSALS):
+        raise FactoryError(f"the --privileged probe failed for another reason than the host refusing it: "
+                           f"{probe.stderr.strip()[-300:]}")
+    return probe.returncode == 0
+
+
+def engine_arch() -> str:
+    """The engine's own CPU in platform terms (amd64, arm64)."""
+    raw = run(["docker", "info", "--format", "{{.Architecture}}"], timeout=30).stdout.strip()
+    return {"x86_64": "amd64", "aarch64": "arm64"}.get(raw, raw)

@@ -209,3 +209,9 @@ def raw_config(reference: str) -> dict[str, object]:
     result = tools.retry_transient(lambda: tools.run([*argv, f"docker://{reference}"], timeout=registry_timeout()))
     data: dict[str, object] = json.loads(result.stdout)
     return data
+
+
+def write_tag(target: str, source: str) -> None:
+    """Point TARGET (repository:tag) at SOURCE (repository@digest), the manifest as it is."""
+    tools.retry_transient(lambda: tools.run(["docker", "buildx", "imagetools", "create", "-t", target, source],
+                                            timeout=600))

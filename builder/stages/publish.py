@@ -8,11 +8,9 @@ tests and the index holds every platform the variant declares. Immutable tags
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
 import time
 
-from builder.engine import commands as tools
 from builder.engine import oci
 from builder.model.config import TagScheme
 from builder.model.errors import FactoryError
@@ -142,5 +140,4 @@ def apply(plans: list[TagPlan], repository: str, settle: float = SETTLE_SECONDS)
 
 
 def _write_tag(repository: str, tag: str, source: str) -> None:
-    argv = ["docker", "buildx", "imagetools", "create", "-t", f"{repository}:{tag}", source]
-    tools.retry_transient(functools.partial(tools.run, argv, timeout=600))
+    oci.write_tag(f"{repository}:{tag}", source)

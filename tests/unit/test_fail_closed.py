@@ -195,10 +195,11 @@ def test_a_run_that_overwrites_the_immutable_tag_at_once_wins_and_this_one_stops
 def test_only_the_hosts_own_refusal_counts_as_refusing_privileged(
     monkeypatch: pytest.MonkeyPatch, stderr: str, refused: bool | None,
 ) -> None:
+    from builder.engine import containers
     from builder.stages import smoke
 
     monkeypatch.setattr(smoke, "_privileged_probe", {})
-    monkeypatch.setattr(commands, "run", lambda argv, **_: commands.Result(argv, 125, "", stderr))
+    monkeypatch.setattr(containers, "run", lambda argv, **_: commands.Result(argv, 125, "", stderr))
     if refused is None:
         with pytest.raises(FactoryError, match="failed for another reason than the host refusing it"):
             smoke.privileged_allowed("img")

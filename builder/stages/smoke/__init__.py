@@ -10,7 +10,6 @@ carry a run label and are always removed.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shlex
@@ -28,7 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from builder.engine import commands as tools
-from builder.engine import oci
+from builder.engine import containers, oci
 from builder.engine.containers import Container, remove_labelled
 from builder.engine.devcontainer import remove as remove_dev_containers
 from builder.model import headjack
@@ -65,10 +64,7 @@ class ImageFacts:
 
     @classmethod
     def of(cls, reference: str, platform: str) -> ImageFacts:
-        pulled = tools.run(["docker", "pull", "--quiet", "--platform", platform, reference], check=False, timeout=900)
-        if pulled.returncode != 0:
-            raise FactoryError(f"image {reference} ({platform}) can't be pulled: {pulled.stderr.strip()}")
-        raw = json.loads(tools.run(["docker", "image", "inspect", reference]).stdout)[0]
+        raw = containers.pull_and_inspect(reference, platform)
         config = raw.get("Config") or {}
         env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
         return cls(
@@ -108,23 +104,12 @@ def container_kwargs(run: headjack.HeadjackRun) -> dict[str, Any]:
 
 
 _privileged_probe: dict[str, bool] = {}
-REFUSALS = ("unable to apply caps", "operation not permitted")
-"""What the runtime says when the host refuses --privileged (a VM without CAP_SYS_RESOURCE)."""
 
 
 def privileged_allowed(reference: str) -> bool:
-    """Whether this host lets a container run --privileged (some VMs refuse it)."""
+    """Whether this host lets a container run --privileged (some VMs refuse it); asked once."""
     if "result" not in _privileged_probe:
-        # as root, like an init: a non-root user gets no capabilities, so it would pass anyway
-        probe = tools.run(
-            ["docker", "run", "--rm", "--privileged", "--user", "0", "--label", f"{RUN_LABEL}=probe",
-             "--entrypoint", "true", reference], check=False, timeout=300,
-        )
-        if probe.returncode != 0 and not any(sign in probe.stderr for sign in REFUSALS):
-            # a pull error, a timeout, a missing image: not the host refusing, so no stand-in
-            raise FactoryError(f"the --privileged probe failed for another reason than the host refusing it: "
-                               f"{probe.stderr.strip()[-300:]}")
-        _privileged_probe["result"] = probe.returncode == 0
+        _privileged_probe["result"] = containers.privileged_runs(reference, f"{RUN_LABEL}=probe")
     return _privileged_probe["result"]
 
 
@@ -157,8 +142,7 @@ _host_arch: dict[str, str] = {}
 def host_arch() -> str:
     """The engine's own CPU in platform terms (amd64, arm64)."""
     if "arch" not in _host_arch:
-        raw = tools.run(["docker", "info", "--format", "{{.Architecture}}"], timeout=30).stdout.strip()
-        _host_arch["arch"] = {"x86_64": "amd64", "aarch64": "arm64"}.get(raw, raw)
+        _host_arch["arch"] = containers.engine_arch()
     return _host_arch["arch"]
 
 
