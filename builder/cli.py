@@ -380,7 +380,7 @@ def plan(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
     target = project.registry_address(settings, registry)
     names = selected(ctx, variant_names, changed_since)
     prepared = project.prepare(project_of(ctx), target, names, list(platforms)) if names is not None else None
-    statuses = queries.predict(settings, target, prepared) if prepared and not offline else {}
+    statuses = project.predict(prepared, target) if prepared and not offline else {}
     if as_json:
         click.echo(json.dumps(plan_stage.plan_document(prepared.plan if prepared else None, statuses), indent=2))
     elif prepared is None:

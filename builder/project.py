@@ -26,7 +26,8 @@ from builder.model.variants import (
     load_variant_files,
     resolve,
 )
-from builder.stages import lock
+from builder.stages import build as build_stage
+from builder.stages import lock, root
 from builder.stages.plan import make_plan, repository, with_ancestors
 from builder.stages.render import dockerfile_stages, render_all
 
@@ -160,3 +161,13 @@ def changed_variants(project: Project, ref: str) -> list[str]:
     for name in list(changed):
         changed.update(v.name for v in now_set.descendants_of(name))
     return [v.name for v in now_set if v.name in changed]
+
+
+def predict(prepared: Prepared, registry: str) -> dict[str, str]:
+    """What a build would do per job, asking the registry; empty when it can't be asked."""
+    if not registries.reachable(registry):
+        return {}
+    settings, plan = prepared.project.settings, prepared.plan
+    platforms = sorted({j.platform for j in plan.jobs})
+    roots = root.find_roots(settings, registry, platforms, lock.root_pins(settings, prepared.locked))
+    return build_stage.predict(plan, roots or None, build_stage.omitted_tools(prepared.variants, plan))

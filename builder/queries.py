@@ -8,15 +8,13 @@ import datetime as dt
 from dataclasses import dataclass
 
 from builder.engine import contents, oci, sizes
-from builder.engine import registry as registries
 from builder.engine.contents import read_contents
 from builder.model.allowlist import Allowed, load_allowlist
 from builder.model.config import Settings, arch_of
 from builder.model.errors import FactoryError
 from builder.model.records import BuildRecord, PlatformBuild, ReleaseRecord, Weights, load
 from builder.model.variants import ROOT
-from builder.project import Prepared, Project, default_release_path, registry_address, start_registry
-from builder.stages import build as build_stage
+from builder.project import Project, default_release_path, registry_address, start_registry
 from builder.stages import lock, root
 from builder.stages.plan import repository
 
@@ -65,16 +63,6 @@ def check_lock(project: Project, registry: str | None, *, offline: bool) -> Lock
         return LockCheck(stale, [], None if offline else registry)
     where = start_registry(settings, registry)
     return LockCheck(stale, root.pin_problems(settings, where, lock.root_pins(settings, locked)), where)
-
-
-def predict(settings: Settings, registry: str, prepared: Prepared) -> dict[str, str]:
-    """What a build would do per job, asking the registry; empty when it can't be asked."""
-    if not registries.reachable(registry):
-        return {}
-    plan = prepared.plan
-    platforms = sorted({j.platform for j in plan.jobs})
-    roots = root.find_roots(settings, registry, platforms, lock.root_pins(settings, prepared.locked))
-    return build_stage.predict(plan, roots or None, build_stage.omitted_tools(prepared.variants, plan))
 
 
 def sizes_of(record: BuildRecord, variant_names: list[str], platforms: list[str]) -> list[PlatformBuild]:

@@ -45,6 +45,7 @@ from builder.project import (
     default_record_path,
     default_release_path,
     default_results_path,
+    predict,
     prepare,
     start_registry,
     variants_of,
@@ -234,6 +235,8 @@ class PublishRequest:
     allow_over_budget: bool = False
     keyless: bool = False
     """Sign and attest keyless (OIDC: the release workflow) when no key is given."""
+    platforms: list[str] = field(default_factory=list)
+    """Publish these platforms only (a scoped release of one platform); empty: every declared one."""
     vulnerability_scan: str = ""
     """What scanned the digests before publish, or why nothing did (kept in the release record)."""
 
@@ -246,7 +249,8 @@ def publish(
     a public tag never points at an unsigned or untested index. None on a dry run."""
     variants.select(request.only)  # unknown names fail here
     wanted = {i.name for i in record.variants if not request.only or i.name in request.only}
-    declared = {v.name: list(v.platforms) for v in variants if v.name in wanted}
+    declared = {v.name: [p for p in v.platforms if not request.platforms or p in request.platforms]
+                for v in variants if v.name in wanted}
     version = request.version.removeprefix("v") if request.version else git.release_tag_version(settings.project_dir)
     release_path = request.release_path or default_release_path()
     with state.exclusive("publish", wait=False):
@@ -287,7 +291,7 @@ def publish(
         release = ReleaseRecord(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), revision=record.revision,
             version=version, repository=record.repository, over_budget=[str(o) for o in over],
-            root_drift=list(record.root.drift),
+            root_drift=list(record.root.drift), scope=list(request.only),
             test_deviations=[d for d in results.deviations if d.split(" ", 1)[0] in wanted],
             vulnerability_scan=request.vulnerability_scan,
             variants=[v.model_copy(update={"sizes": {b.platform: b.sizes for b in record.builds_of(v.variant)
@@ -316,33 +320,80 @@ class ReleaseRequest:
 
 def release(project: Project, request: ReleaseRequest, observer: Observer) -> ReleaseRecord:
     """The main job: registry -> render -> build -> test -> publish (sign, SBOM, provenance), in
-    order, each stage's outcome told to the observer; the first failed stage raises StageFailed."""
+    order, each stage's outcome told to the observer; the first failed stage raises StageFailed.
+
+    A release of named variants (`--variant`, or a team's `--dockerfile`) is scoped to them:
+    their parents are taken from the registry as published (found at the digest these inputs
+    make, and signed), never built, tested or published again; siblings are not touched,
+    and `--platform` publishes a one-platform index of the scoped variants alone."""
     settings = project.settings
+    scope = [project.team.name] if project.team else list(request.variant_names)
     target = _stage(observer, "registry", lambda: _shown(start_registry(settings, request.registry)))
     # build contexts go to the run's own folder; the committed rendered/ is `render`'s
-    prepared = _stage(observer, "render", lambda: _rendered(prepare(project, target, request.variant_names,
-                                                                    request.platforms)))
+    prepared = _stage(observer, "render", lambda: _rendered(prepare(project, target, scope, request.platforms)))
     _stage(observer, "lock", lambda: ((), _lock_checked(settings, prepared)))
+    if scope:
+        _stage(observer, "parents", lambda: ((), _parents_found(prepared, target, scope)))
     options = build_options(settings, force=request.force, max_parallel=request.max_parallel,
                             network=request.network, require_all_tools=request.require_all_tools,
                             allow_root_drift=request.allow_root_drift)
     record = _stage(observer, "build", lambda: _built(build(settings, target, prepared, options, observer,
                                                             check_lock=False)))
-    targets = smoke.targets_of(record, [], [])
+    sign_key = request.publish.sign_key or local_key(target, observer)
+    if scope:
+        _stage(observer, "signed parents", lambda: ((), _parents_signed(settings, record, scope, sign_key,
+                                                                 request.publish.keyless)))
+    targets = smoke.targets_of(record, scope, [])
     results = _stage(observer, "test", lambda: _passed(test(settings, prepared.variants, targets, observer,
                                                             parallel=request.max_parallel, clients=request.clients)))
     # a malformed allow-list fails here, not in CI
     _stage(observer, "scan", lambda: (load_allowlist(settings.allowlist_path), NO_LOCAL_SCAN))
     # a release publishes what was asked for, like `publish --variant`; ancestors were only built on
-    ask = PublishRequest(**{**request.publish.__dict__, "only": list(request.variant_names),
-                            "sign_key": request.publish.sign_key or local_key(target, observer),
-                            "vulnerability_scan": NO_LOCAL_SCAN})
+    ask = PublishRequest(**{**request.publish.__dict__, "only": scope, "platforms": list(request.platforms),
+                            "sign_key": sign_key, "vulnerability_scan": NO_LOCAL_SCAN})
     # publish tells its own stages (sign, sbom, provenance, publish) as it goes
     published = _stage(observer, "publish", lambda: (publish(settings, prepared.variants, record, results, ask,
                                                              observer), None))
     if published is None:  # only a dry run returns nothing, and a release is never one
         raise FactoryError("publish returned no release record")
     return published
+
+
+def _parents_found(prepared: Prepared, registry: str, scope: list[str]) -> str:
+    """Every parent job of a scoped release would be reused from the registry: none is built here."""
+    predicted = predict(prepared, registry)
+    parents = [j for j in prepared.plan.jobs if j.variant not in scope]
+    missing = [j for j in parents if predicted.get(j.key) != "reuse"]
+    if missing:
+        job = missing[0]
+        raise FactoryError(
+            f"parent {job.variant} ({job.platform}) is not in {registry} as these inputs make it "
+            f"({predicted.get(job.key, 'the registry could not be asked')}): a release of {', '.join(scope)} "
+            f"never builds its parents; publish it first with `hjk-images release --variant {job.variant}`")
+    names = sorted({j.variant for j in parents})
+    return f"{', '.join(names)} found in the registry, not rebuilt" if names else "on the root"
+
+
+def _parents_signed(settings: Settings, record: BuildRecord, scope: list[str], key: Path | None,
+                    keyless: bool) -> str:
+    """Each parent index a scoped release stands on carries a signature by this factory's key
+    (or, keyless, its release workflow's identity): it was published by a release of its own."""
+    parents = [v for v in record.variants if v.name not in scope]
+    public = key.with_suffix(".pub") if key else None
+    if public is not None and not public.is_file():
+        raise FactoryError(f"a scoped release checks its parents' signatures: put the public key beside {key} "
+                           f"({public.name})")
+    if public is None and not keyless:
+        return f"{len(parents)} parent(s) not checked for a signature: no key to check them with"
+    identity = sign.default_identity(settings.config.source_url)
+    for parent in parents:
+        reference = f"{record.repository}@{parent.digest}"
+        try:
+            sign.verify(reference, public, identity, cosign.GITHUB_OIDC_ISSUER)
+        except FactoryError as exc:
+            raise FactoryError(f"parent {parent.name} ({reference}) is not signed as published: {exc}; publish it "
+                               f"with `hjk-images release --variant {parent.name}`") from None
+    return f"{', '.join(p.name for p in parents) or 'no parent'} signed" if parents else "on the root"
 
 
 NO_LOCAL_SCAN = ("not run: a vulnerability scan needs the scanner's database, which a local release does not "

@@ -258,6 +258,8 @@ class ReleaseRecord(Record):
     """Images tested otherwise than their client starts them (the host refused a flag), as reported."""
     root_drift: list[str] = Field(default_factory=list)
     """Roots other than the lock's pins the images stand on (--allow-root-drift), as reported."""
+    scope: list[str] = Field(default_factory=list)
+    """The variants a scoped release published (their parents taken as published); empty: every one."""
     vulnerability_scan: str = ""
     """What scanned the published digests, or why nothing did."""
 

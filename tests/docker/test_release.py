@@ -1,35 +1,95 @@
-"""`release`, the main job, on fixture variants: every stage in order, stopping at the first failure."""
+"""`release`, the main job, on fixture variants: every stage in order, stopping at the first
+failure; a release of named variants (or a team's Dockerfile) scoped to them."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from builder.engine import oci
 from builder.engine.registry import catalog
+from builder.engine.state import STATE_ENV
+from builder.model.records import ReleaseRecord, TestResults, load
 from tests.conftest import FIXTURE_CONFIG, hjk
-from tests.docker.conftest import FixtureBuild
+from tests.docker.conftest import FixtureBuild, namespaced
 
 
-def release(fixture_build: FixtureBuild, *args: str):  # type: ignore[no-untyped-def]
-    return hjk("--config", str(FIXTURE_CONFIG), "release", "--registry", fixture_build.registry.address,
-               *args, check=False)
+def release(fixture_build: FixtureBuild, *args: str, config: Path = FIXTURE_CONFIG):  # type: ignore[no-untyped-def]
+    return hjk("--config", str(config), "release", "--registry", fixture_build.registry.address, *args, check=False)
+
+
+def records() -> Path:
+    return Path(os.environ[STATE_ENV]) / "records"
+
+
+def published_tiny(fixture_build: FixtureBuild) -> None:
+    """tiny released (tested, signed, tagged) on its own: the parent the scoped releases stand on."""
+    proc = release(fixture_build, "--variant", "tiny")
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_release_runs_every_stage_then_a_second_one_moves_nothing(fixture_build: FixtureBuild) -> None:
+    published_tiny(fixture_build)
     first = release(fixture_build, "--variant", "leaf")
     assert first.returncode == 0, first.stderr
-    for stage in ("registry", "lock", "render", "build", "test", "publish", "sign", "sbom"):
+    for stage in ("registry", "lock", "render", "parents", "build", "signed parents", "test", "publish", "sign",
+                  "sbom"):
         assert f"== {stage}:" in first.stderr
     assert "== lock: images.lock.yaml current" in first.stderr
+    assert "== parents: tiny found in the registry, not rebuilt" in first.stderr
+    assert "== signed parents: tiny signed" in first.stderr
     repo = fixture_build.record.repository
     assert set(oci.inspect(f"{repo}:leaf").platforms) == {"linux/amd64", "linux/arm64"}
-    # like `publish --variant leaf`: the ancestors are built on, not published
-    assert "== publish: 1 variant(s)," in first.stderr
+    # scoped: leaf alone is tested and published; tiny was built on, never tested again
+    assert {(i.variant, i.platform) for i in load(records() / "test.json", TestResults).images} == {
+        ("leaf", "linux/amd64"), ("leaf", "linux/arm64")}
+    released = load(records() / "release.json", ReleaseRecord)
+    assert released.scope == ["leaf"] and [v.variant for v in released.variants] == ["leaf"]
     second = release(fixture_build, "--variant", "leaf")
     assert second.returncode == 0, second.stderr
     assert "== build: 0 built, 4 reused" in second.stderr
     assert "== publish: 1 variant(s), 0 tags moved" in second.stderr
 
 
+def test_a_one_platform_team_release_touches_only_the_team_image(
+    fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    """A team's Dockerfile released for one platform: a one-platform index of the team image
+    alone; its parent and siblings keep their index digests byte for byte."""
+    from tests.docker.test_dockerfile_mode import team_project
+
+    published_tiny(fixture_build)
+    repo = fixture_build.record.repository
+    before = {tag: oci.lookup(f"{repo}:{tag}") for tag in ("tiny", "leaf")}
+    dockerfile = team_project(tmp_path)
+    proc = release(fixture_build, "--dockerfile", str(dockerfile), "--name", "teamone", "--platform", "linux/amd64")
+    assert proc.returncode == 0, proc.stderr
+    assert set(oci.inspect(f"{repo}:teamone").platforms) == {"linux/amd64"}
+    assert {tag: oci.lookup(f"{repo}:{tag}") for tag in ("tiny", "leaf")} == before
+    tested = load(records() / "test.json", TestResults).images
+    assert {(i.variant, i.platform) for i in tested} == {("teamone", "linux/amd64")}
+    released = load(records() / "release.json", ReleaseRecord)
+    assert released.scope == ["teamone"]
+    (variant,) = released.variants
+    assert variant.variant == "teamone" and set(variant.platforms) == {"linux/amd64"}
+
+
+def test_a_parent_that_is_not_published_stops_the_release_naming_it(
+    fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    """In a namespace nothing was released to, leaf's parent isn't there: the release stops
+    before building anything, naming the parent and the command that publishes it."""
+    overlay = namespaced(tmp_path, "lonely")
+    proc = release(fixture_build, "--variant", "leaf", config=overlay)
+    assert proc.returncode == 1
+    assert "release stopped at stage 'parents'" in proc.stderr
+    assert "parent tiny (linux/" in proc.stderr and ") is not in " in proc.stderr
+    assert "publish it first with `hjk-images release --variant tiny`" in proc.stderr
+    assert "lonely/images" not in catalog(fixture_build.registry.address)  # nothing was built or pushed
+
+
 def test_a_failing_smoke_test_stops_the_release_and_moves_no_tag(fixture_build: FixtureBuild) -> None:
+    published_tiny(fixture_build)
     repo_path = fixture_build.record.repository.split("/", 1)[1]
     before = catalog(fixture_build.registry.address).get(repo_path, [])
     proc = release(fixture_build, "--variant", "broken")
