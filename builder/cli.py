@@ -507,6 +507,27 @@ def size(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
         out_console.print(report.weights_table(build, weights))
 
 
+@main.command("pin")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--check", is_flag=True,
+              help="Change nothing; exit 1 naming each FROM that is unpinned or behind the registry's tag.")
+@registry_option
+@click.pass_context
+@friendly_errors
+def pin_cmd(ctx: click.Context, files: tuple[Path, ...], check: bool, registry: str | None) -> None:
+    """Pin each FROM naming a factory image to the index digest its tag holds now:
+    `image:tag@sha256:...`, the tag kept for readability, everything else as it was."""
+    lines = runner.pin(project_of(ctx), registry, list(files), check=check)
+    behind = [line for line in lines if not line.current]
+    for line in behind:
+        click.echo(line.describe())
+    if check and behind:
+        named = " ".join(map(str, files))
+        raise FactoryError(f"{len(behind)} FROM line(s) unpinned or behind: run `hjk-images pin {named}`")
+    note(f"{len(lines)} FROM line(s) naming a factory image, {len(behind)} {'behind' if check else 'moved'}"
+         if lines else "no FROM line names a factory image")
+
+
 @main.command("run-args")
 @click.argument("variant_name", metavar="VARIANT")
 @click.option("--client", "client", type=click.Choice(list(starting.CLIENTS)), default="docker", show_default=True,

@@ -9,7 +9,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.engine import git, state
+from builder.engine import git, oci, state
 from builder.engine import registry as registries
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
@@ -171,3 +171,17 @@ def predict(prepared: Prepared, registry: str) -> dict[str, str]:
     platforms = sorted({j.platform for j in plan.jobs})
     roots = root.find_roots(settings, registry, platforms, lock.root_pins(settings, prepared.locked))
     return build_stage.predict(plan, roots or None, build_stage.omitted_tools(prepared.variants, plan))
+
+
+def published_digests(project: Project, registry: str | None, variants: set[str]) -> dict[str, str]:
+    """Variant -> the index digest its tag holds in the registry now; an unpublished one is
+    an error naming the command that publishes it."""
+    repo = repository(project.settings, registry_address(project.settings, registry))
+    digests = {}
+    for variant in sorted(variants):
+        digest = oci.lookup(f"{repo}:{variant}")
+        if digest is None:
+            raise FactoryError(f"{repo}:{variant} is not published: release it first "
+                               f"(`hjk-images release --variant {variant}`)")
+        digests[variant] = digest
+    return digests

@@ -47,12 +47,14 @@ from builder.project import (
     default_results_path,
     predict,
     prepare,
+    published_digests,
     start_registry,
     variants_of,
 )
 from builder.stages import budget, lock, provenance, root, sbom, sign, smoke
 from builder.stages import build as build_stage
 from builder.stages import bump as bump_stage
+from builder.stages import pin as pin_stage
 from builder.stages import publish as publish_stage
 
 
@@ -458,3 +460,14 @@ def _stage(observer: Observer, name: str, action: Callable[[], tuple[T, str | No
     return value
 
 
+def pin(project: Project, registry: str | None, files: list[Path], *, check: bool) -> list[pin_stage.PinLine]:
+    """Each FROM of FILES naming a factory image against what the registry's tag holds now;
+    unless CHECK, the files are rewritten with those digests (all of them or none)."""
+    texts = {path: path.read_text(encoding="utf-8") for path in files}
+    image = project.settings.config.image
+    digests = published_digests(project, registry, pin_stage.variants_named(texts, image))
+    lines = pin_stage.pin_lines(texts, image, digests)
+    if not check:
+        project_files.write_together({path: pin_stage.pinned_text(text, path, image, digests)
+                                      for path, text in texts.items()})
+    return lines

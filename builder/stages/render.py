@@ -20,6 +20,7 @@ from pydantic import BaseModel
 
 from builder.model import devcontainer, headjack
 from builder.model.config import Settings
+from builder.model.dockerfile import FROM_LINE, factory_variant
 from builder.model.errors import FactoryError
 from builder.model.graph import stage_arg
 from builder.model.rendered import RenderedVariant, differs, instruction_words
@@ -234,10 +235,6 @@ def _context_files(settings: Settings, variant: Variant) -> dict[str, bytes]:
     return files
 
 
-FROM_LINE = re.compile(
-    r"^FROM[ \t]+(?:--platform=\S+[ \t]+)?(?P<ref>\S+)(?P<rest>(?:[ \t]+AS[ \t]+(?P<stage>\S+))?.*)$",
-    re.IGNORECASE | re.MULTILINE,
-)
 
 
 @dataclass(frozen=True)
@@ -246,17 +243,6 @@ class DockerfileStages:
     """The variant the final stage builds on."""
     uses: list[str]
     """Other factory variants earlier stages build on."""
-
-
-def _factory_variant(ref: str, image: str, path: Path) -> str | None:
-    """The variant a FROM reference names, when it is one of this factory's images."""
-    name = ref.split("@", 1)[0]
-    repo, _, tag = name.rpartition(":") if ":" in name.rsplit("/", 1)[-1] else (name, "", "")
-    if repo.rsplit("/", 1)[-1] != image:
-        return None
-    if not re.fullmatch(r"[a-z0-9-]+", tag or ""):
-        raise FactoryError(f"{path}: FROM {ref}: name the variant it builds on ({image}:<variant>)")
-    return tag
 
 
 def dockerfile_stages(path: Path, image: str) -> DockerfileStages:
@@ -272,7 +258,7 @@ def dockerfile_stages(path: Path, image: str) -> DockerfileStages:
     named: list[str | None] = []
     for match in matches:
         ref = match.group("ref")
-        named.append(None if ref.lower() in stages or ref == "scratch" else _factory_variant(ref, image, path))
+        named.append(None if ref.lower() in stages or ref == "scratch" else factory_variant(ref, image, path))
         if match.group("stage"):
             stages.add(match.group("stage").lower())
     parent = named[-1]
@@ -299,7 +285,7 @@ def render_dockerfile(variant: Variant, settings: Settings) -> RenderedVariant:
 
     def pin(match: re.Match[str]) -> str:
         ref = match.group("ref")
-        used = None if ref.lower() in stages or ref == "scratch" else _factory_variant(ref, settings.config.image, path)
+        used = None if ref.lower() in stages or ref == "scratch" else factory_variant(ref, settings.config.image, path)
         if match.group("stage"):
             stages.add(match.group("stage").lower())
         if used is None:

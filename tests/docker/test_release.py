@@ -98,3 +98,33 @@ def test_a_failing_smoke_test_stops_the_release_and_moves_no_tag(fixture_build: 
     assert "check 'claude answers --version' failed" in proc.stderr
     after = catalog(fixture_build.registry.address).get(repo_path, [])
     assert [t for t in after if not t.startswith("build-")] == [t for t in before if not t.startswith("build-")]
+
+
+def test_pin_writes_the_published_digest_and_check_names_the_line_behind(
+    fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    """`pin` writes tiny's published index digest into a team Dockerfile; after tiny's tag
+    moves (a new release), `pin --check` exits 1 naming the line, and `pin` moves it."""
+    import subprocess
+
+    from tests.docker.test_dockerfile_mode import team_project
+
+    published_tiny(fixture_build)
+    repo, registry = fixture_build.record.repository, fixture_build.registry.address
+    dockerfile = team_project(tmp_path)
+    hjk("--config", str(FIXTURE_CONFIG), "pin", str(dockerfile), "--registry", registry)
+    tiny = oci.lookup(f"{repo}:tiny")
+    assert f"FROM ghcr.io/fixture/images:tiny@{tiny}\n" in dockerfile.read_text()
+    assert "USER 0\nCOPY note.txt /etc/team-note\n" in dockerfile.read_text()  # the rest as it was
+    hjk("--config", str(FIXTURE_CONFIG), "pin", str(dockerfile), "--check", "--registry", registry)
+    moved_to = f"{repo}@{fixture_build.record.variant('leaf').digest}"  # stands in for a newer tiny
+    subprocess.run(["docker", "buildx", "imagetools", "create", "-t", f"{repo}:tiny", moved_to], check=True,
+                   capture_output=True)
+    try:
+        behind = hjk("--config", str(FIXTURE_CONFIG), "pin", str(dockerfile), "--check", "--registry", registry,
+                     check=False)
+        assert behind.returncode == 1
+        assert f"{dockerfile}:1: FROM ...:tiny is pinned to {tiny}, the registry's :tiny is " in behind.stdout
+    finally:
+        subprocess.run(["docker", "buildx", "imagetools", "create", "-t", f"{repo}:tiny", f"{repo}@{tiny}"],
+                       check=True, capture_output=True)
