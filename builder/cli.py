@@ -651,6 +651,9 @@ def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tupl
 @click.option("--release-record", "release_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the release record here (default: the state folder's records/release.json).")
 @variant_option
+@click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH", type=click.Choice(SUPPORTED_PLATFORMS),
+              help="Publish a one-platform index (repeatable): a team image built for these platforms only. "
+                   "Default: every platform the variant declares.")
 @sign_key_option
 @sbom_option
 @budget_option
@@ -660,7 +663,8 @@ def test_cmd(ctx: click.Context, variant_names: tuple[str, ...], platforms: tupl
 @friendly_errors
 def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tuple[Path, ...], version: str | None,
                 force: bool, dry_run: bool, release_path: Path | None, variant_names: tuple[str, ...],
-                sign_key: Path | None, with_sbom: bool, allow_over_budget: bool, keyless: bool) -> None:
+                platforms: tuple[str, ...], sign_key: Path | None, with_sbom: bool, allow_over_budget: bool,
+                keyless: bool) -> None:
     """Move the public tags to tested indexes: only what passed, one step per variant.
 
     With --sign-key, each published index and its platform images are signed (cosign).
@@ -670,7 +674,7 @@ def publish_cmd(ctx: click.Context, record_path: Path | None, results_paths: tup
     results = merge_results([load(p, TestResults) for p in results_paths or (project.default_results_path(),)])
     request = runner.PublishRequest(version=version, force=force, dry_run=dry_run, only=list(variant_names),
                                     sign_key=sign_key, with_sbom=with_sbom, release_path=release_path,
-                                    allow_over_budget=allow_over_budget, keyless=keyless)
+                                    allow_over_budget=allow_over_budget, keyless=keyless, platforms=list(platforms))
     runner.publish(settings, project_of(ctx).variants, record, results, request, ConsoleObserver())
 
 
@@ -724,14 +728,19 @@ def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple
 @click.argument("record_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--record", "record_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write the merged build record here (default: the state folder's records/build.json).")
+@click.option("--platform", "platforms", multiple=True, metavar="OS/ARCH", type=click.Choice(SUPPORTED_PLATFORMS),
+              help="Only these platforms were built (repeatable): a team image released for fewer platforms "
+                   "than its variant declares. Default: every declared platform.")
+@dockerfile_options
 @click.pass_context
 @friendly_errors
-def merge(ctx: click.Context, record_files: tuple[Path, ...], record_path: Path | None) -> None:
+def merge(ctx: click.Context, record_files: tuple[Path, ...], record_path: Path | None,
+          platforms: tuple[str, ...]) -> None:
     """Join per-platform build records (e.g. one per CI runner) into multi-arch indexes.
 
-    Refuses a variant whose declared platforms are not all built.
+    Refuses a variant whose declared platforms (or those --platform names) are not all built.
     """
-    declared = {v.name: list(v.platforms) for v in project_of(ctx).variants}
+    declared = {v.name: [p for p in v.platforms if not platforms or p in platforms] for v in project_of(ctx).variants}
     merged = runner.merge([load(p, BuildRecord) for p in record_files], declared)
     saved = save(merged, record_path or project.default_record_path())
     out_console.print(report.index_summary(merged))

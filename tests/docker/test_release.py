@@ -128,3 +128,35 @@ def test_pin_writes_the_published_digest_and_check_names_the_line_behind(
     finally:
         subprocess.run(["docker", "buildx", "imagetools", "create", "-t", f"{repo}:tiny", f"{repo}@{tiny}"],
                        check=True, capture_output=True)
+
+
+def test_the_team_workflow_sequence_publishes_the_team_image_alone(
+    fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    """.github/workflows/team-image.yml's commands, run here against the embedded registry:
+    each platform built and tested on its own (as on its native runner), merged, published;
+    the team image alone is tagged, its parent and siblings keep their digests."""
+    from tests.docker.test_dockerfile_mode import team_project
+
+    published_tiny(fixture_build)
+    repo, registry = fixture_build.record.repository, fixture_build.registry.address
+    before = {tag: oci.lookup(f"{repo}:{tag}") for tag in ("tiny", "leaf")}
+    team = ["--dockerfile", str(team_project(tmp_path)), "--name", "teamflow"]
+    cli = ["--config", str(FIXTURE_CONFIG)]
+    for arch in ("amd64", "arm64"):
+        record, results = tmp_path / f"record-{arch}.json", tmp_path / f"results-{arch}.json"
+        hjk(*cli, "build", *team, "--variant", "teamflow", "--registry", registry, "--platform", f"linux/{arch}",
+            "--record", str(record))
+        hjk(*cli, "test", *team, "--variant", "teamflow", "--platform", f"linux/{arch}", "--record", str(record),
+            "--results", str(results))
+    hjk(*cli, "merge", str(tmp_path / "record-amd64.json"), str(tmp_path / "record-arm64.json"), *team,
+        "--platform", "linux/amd64", "--platform", "linux/arm64", "--record", str(tmp_path / "record.json"))
+    hjk(*cli, "publish", *team, "--variant", "teamflow", "--record", str(tmp_path / "record.json"),
+        "--results", str(tmp_path / "results-amd64.json"), "--results", str(tmp_path / "results-arm64.json"),
+        "--platform", "linux/amd64", "--platform", "linux/arm64", "--release-record", str(tmp_path / "release.json"))
+    assert set(oci.inspect(f"{repo}:teamflow").platforms) == {"linux/amd64", "linux/arm64"}
+    assert {tag: oci.lookup(f"{repo}:{tag}") for tag in ("tiny", "leaf")} == before
+    assert [v.variant for v in load(tmp_path / "release.json", ReleaseRecord).variants] == ["teamflow"]
+    for arch in ("amd64", "arm64"):
+        tested = load(tmp_path / f"results-{arch}.json", TestResults).images
+        assert {(i.variant, i.platform) for i in tested} == {("teamflow", f"linux/{arch}")}

@@ -18,7 +18,7 @@ TARGETS = makefile_targets(PROJECT_DIR / "Makefile")
 
 
 def test_there_are_ci_release_refresh_and_scan_workflows() -> None:
-    assert {w.name for w in WORKFLOWS} == {"ci.yml", "release.yml", "refresh.yml", "scan.yml"}
+    assert {w.name for w in WORKFLOWS} == {"ci.yml", "release.yml", "refresh.yml", "scan.yml", "team-image.yml"}
 
 
 def test_the_release_scans_every_tested_image_before_it_publishes() -> None:
