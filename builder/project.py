@@ -73,7 +73,7 @@ def variants_of(settings: Settings, team: TeamDockerfile | None = None) -> Varia
         stages = dockerfile_stages(path, settings.config.image)
         spec = VariantFile(
             name=name, description=f"{name}, built from {path.name}", dockerfile=path.name,
-            parent=stages.parent, stage_variants=stages.uses, checks=checks,
+            parent=stages.parent, stage_variants=stages.uses, checks=checks, pinned_parent=stages.pinned,
         )
         files[name] = (spec, path.parent / f"{name}.yaml")
     return resolve(files, list(settings.config.platforms))

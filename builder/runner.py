@@ -180,6 +180,9 @@ def build(
             build_stage.require_all_tools(options.omitted)
         root_image = root.resolve_root(settings, registry, platforms, observer.note, prepared.locked,
                                        lock.root_pins(settings, prepared.locked), allow_drift=options.allow_root_drift)
+        for pinned in {(j.variant, j.parent, j.pinned_parent) for j in prepared.plan.jobs if j.pinned_parent}:
+            observer.note(f"{pinned[0]}: built on {pinned[1]} as its Dockerfile pins it "
+                          f"({prepared.plan.repository}@{pinned[2]}), not on {pinned[1]}'s current digest")
         with observer.board(prepared.plan) as listener:
             record = build_stage.build(settings, prepared.plan, root_image, prepared.rendered, registry,
                                        options, listener)
@@ -343,8 +346,8 @@ def release(project: Project, request: ReleaseRequest, observer: Observer) -> Re
                                                             check_lock=False)))
     sign_key = request.publish.sign_key or local_key(target, observer)
     if scope:
-        _stage(observer, "signed parents", lambda: ((), _parents_signed(settings, record, scope, sign_key,
-                                                                 request.publish.keyless)))
+        _stage(observer, "signed parents", lambda: ((), _parents_signed(
+            settings, record, prepared.plan, scope, sign_key, request.publish.keyless)))
     targets = smoke.targets_of(record, scope, [])
     results = _stage(observer, "test", lambda: _passed(test(settings, prepared.variants, targets, observer,
                                                             parallel=request.max_parallel, clients=request.clients)))
@@ -373,14 +376,18 @@ def _parents_found(prepared: Prepared, registry: str, scope: list[str]) -> str:
             f"({predicted.get(job.key, 'the registry could not be asked')}): a release of {', '.join(scope)} "
             f"never builds its parents; publish it first with `hjk-images release --variant {job.variant}`")
     names = sorted({j.variant for j in parents})
-    return f"{', '.join(names)} found in the registry, not rebuilt" if names else "on the root"
+    pinned = sorted({f"{j.parent} at the digest its Dockerfile pins ({j.pinned_parent})"
+                     for j in prepared.plan.jobs if j.pinned_parent})
+    found = [f"{', '.join(names)} found in the registry, not rebuilt"] if names else []
+    return "; ".join([*found, *pinned]) or "on the root"
 
 
-def _parents_signed(settings: Settings, record: BuildRecord, scope: list[str], key: Path | None,
+def _parents_signed(settings: Settings, record: BuildRecord, plan: Plan, scope: list[str], key: Path | None,
                     keyless: bool) -> str:
     """Each parent index a scoped release stands on carries a signature by this factory's key
     (or, keyless, its release workflow's identity): it was published by a release of its own."""
-    parents = [v for v in record.variants if v.name not in scope]
+    parents = [(v.name, v.digest) for v in record.variants if v.name not in scope]
+    parents += sorted({(j.parent, j.pinned_parent) for j in plan.jobs if j.pinned_parent})
     public = key.with_suffix(".pub") if key else None
     if public is not None and not public.is_file():
         raise FactoryError(f"a scoped release checks its parents' signatures: put the public key beside {key} "
@@ -388,14 +395,14 @@ def _parents_signed(settings: Settings, record: BuildRecord, scope: list[str], k
     if public is None and not keyless:
         return f"{len(parents)} parent(s) not checked for a signature: no key to check them with"
     identity = sign.default_identity(settings.config.source_url)
-    for parent in parents:
-        reference = f"{record.repository}@{parent.digest}"
+    for name, digest in parents:
+        reference = f"{record.repository}@{digest}"
         try:
             sign.verify(reference, public, identity, cosign.GITHUB_OIDC_ISSUER)
         except FactoryError as exc:
-            raise FactoryError(f"parent {parent.name} ({reference}) is not signed as published: {exc}; publish it "
-                               f"with `hjk-images release --variant {parent.name}`") from None
-    return f"{', '.join(p.name for p in parents) or 'no parent'} signed" if parents else "on the root"
+            raise FactoryError(f"parent {name} ({reference}) is not signed as published: {exc}; publish it "
+                               f"with `hjk-images release --variant {name}`") from None
+    return f"{', '.join(name for name, _ in parents)} signed" if parents else "on the root"
 
 
 NO_LOCAL_SCAN = ("not run: a vulnerability scan needs the scanner's database, which a local release does not "

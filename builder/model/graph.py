@@ -27,6 +27,8 @@ class Job:
     """Depth in the graph: 0 builds on the root."""
     uses: tuple[str, ...] = ()
     """Other variants an earlier Dockerfile stage builds FROM: built first, pinned by digest."""
+    pinned_parent: str | None = None
+    """The parent's index digest a team's Dockerfile pins: built on that, not on this run's parent."""
 
     @property
     def key(self) -> str:
@@ -43,7 +45,7 @@ class Job:
     @property
     def needs(self) -> tuple[str, ...]:
         """Every job that must have finished before this one starts."""
-        return (*([self.parent_key] if self.parent_key else []), *self.use_keys)
+        return (*([self.parent_key] if self.parent_key and not self.pinned_parent else []), *self.use_keys)
 
 
 @dataclass(frozen=True)

@@ -304,6 +304,9 @@ class VariantFile(Strict):
     stage_variants: list[str] = Field(default_factory=list)
     """`dockerfile` only: the other factory variants its earlier stages build FROM (each
     pinned to this run's digest, and built first)."""
+    pinned_parent: str | None = Field(default=None, pattern=r"^sha256:[0-9a-f]{64}$")
+    """`dockerfile` only: the parent's index digest its final FROM pins (`hjk-images pin`):
+    the build stands on that digest, not on the parent's current one."""
     platforms: list[Platform] | None = None
     """Default: the parent's (root: the factory's). A child may not drop a parent's platform."""
     packages: list[safe.DebianPackage] = Field(default_factory=list)

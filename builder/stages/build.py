@@ -114,6 +114,8 @@ class Executor:
         return LayerCache([f"type=registry,ref={ref}"], export, f"layer cache from {ref}")
 
     def _parent_reference(self, job: Job) -> str:
+        if job.pinned_parent:
+            return pinned_parent_reference(self.plan.repository, job)
         if job.parent_key is None:
             digest = self.root.platforms.get(job.platform)
             if digest is None:
@@ -322,6 +324,15 @@ def build(
     )
 
 
+def pinned_parent_reference(repository: str, job: Job) -> str:
+    """The platform image of the parent index a team's Dockerfile pins, in this registry."""
+    index = f"{repository}@{job.pinned_parent}"
+    digest = oci.inspect(index).platforms.get(job.platform)  # fails, naming it, if the pin is gone
+    if digest is None:
+        raise FactoryError(f"{job.variant}: the pinned parent {index} has no {job.platform} image")
+    return f"{repository}@{digest}"
+
+
 def predict(
     plan: Plan, root_platforms: dict[str, str] | None, omitted: dict[str, tuple[str, ...]] | None = None,
 ) -> dict[str, str]:
@@ -333,7 +344,10 @@ def predict(
     outcome: dict[str, str] = {}
     digests: dict[str, str] = {}
     for job in sorted(plan.jobs, key=lambda j: j.level):
-        if job.parent_key is None:
+        parent_digest: str | None
+        if job.pinned_parent:
+            parent_digest = pinned_parent_reference(plan.repository, job).split("@", 1)[1]
+        elif job.parent_key is None:
             parent_digest = (root_platforms or {}).get(job.platform)
         else:
             parent_digest = digests.get(job.parent_key)

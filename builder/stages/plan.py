@@ -22,7 +22,8 @@ def repository(settings: Settings, registry: str) -> str:
 
 
 def with_ancestors(variants: VariantSet, selected: list[Variant]) -> list[Variant]:
-    """The selection plus every ancestor it builds on, in dependency order."""
+    """The selection plus every ancestor it builds on, in dependency order (a team's
+    Dockerfile that pins its parent stands on that digest: its lineage isn't built)."""
     wanted: set[str] = set()
     frontier = [v.name for v in selected]
     while frontier:  # ancestors, and what Dockerfile stages use, and theirs
@@ -31,7 +32,8 @@ def with_ancestors(variants: VariantSet, selected: list[Variant]) -> list[Varian
             continue
         wanted.add(name)
         variant = variants[name]
-        frontier.extend((*variant.lineage, *variant.file.stage_variants))
+        lineage = () if variant.file.pinned_parent else variant.lineage
+        frontier.extend((*lineage, *variant.file.stage_variants))
     return [v for v in variants.select([]) if v.name in wanted]
 
 
@@ -50,7 +52,7 @@ def make_plan(
             jobs.append(Job(
                 variant=variant.name, platform=platform, parent=variant.parent,
                 content_hash=rendered[variant.name].content_hash(), level=len(variant.lineage),
-                uses=tuple(variant.file.stage_variants),
+                uses=tuple(variant.file.stage_variants), pinned_parent=variant.file.pinned_parent,
             ))
     return Plan(repository=registry_repo, jobs=jobs, variants=by_variant)
 

@@ -243,6 +243,8 @@ class DockerfileStages:
     """The variant the final stage builds on."""
     uses: list[str]
     """Other factory variants earlier stages build on."""
+    pinned: str | None = None
+    """The index digest the final FROM pins the parent to, if it does."""
 
 
 def dockerfile_stages(path: Path, image: str) -> DockerfileStages:
@@ -268,7 +270,8 @@ def dockerfile_stages(path: Path, image: str) -> DockerfileStages:
             f"(expected REGISTRY/NAMESPACE/{image}:<variant>)"
         )
     uses = [v for v in dict.fromkeys(n for n in named if n) if v != parent]
-    return DockerfileStages(parent, uses)
+    final = matches[-1].group("ref")
+    return DockerfileStages(parent, uses, final.split("@", 1)[1] if "@" in final else None)
 
 
 def render_dockerfile(variant: Variant, settings: Settings) -> RenderedVariant:

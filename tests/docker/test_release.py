@@ -9,7 +9,7 @@ from pathlib import Path
 from builder.engine import oci
 from builder.engine.registry import catalog
 from builder.engine.state import STATE_ENV
-from builder.model.records import ReleaseRecord, TestResults, load
+from builder.model.records import BuildRecord, ReleaseRecord, TestResults, load
 from tests.conftest import FIXTURE_CONFIG, hjk
 from tests.docker.conftest import FixtureBuild, namespaced
 
@@ -160,3 +160,29 @@ def test_the_team_workflow_sequence_publishes_the_team_image_alone(
     for arch in ("amd64", "arm64"):
         tested = load(tmp_path / f"results-{arch}.json", TestResults).images
         assert {(i.variant, i.platform) for i in tested} == {("teamflow", f"linux/{arch}")}
+
+
+def test_a_team_dockerfile_pinned_to_an_older_parent_builds_on_that_digest(
+    fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    """A FROM pinned by `pin` is honoured: the build stands on the pinned index's platform
+    image (here another index of the repository, standing in for an older tiny), says so,
+    and builds no parent."""
+    import json
+
+    from tests.docker.test_dockerfile_mode import team_project
+
+    repo, registry = fixture_build.record.repository, fixture_build.registry.address
+    older = fixture_build.record.variant("leaf").digest  # any earlier index of the repository
+    dockerfile = team_project(tmp_path)
+    dockerfile.write_text(dockerfile.read_text().replace("FROM ghcr.io/fixture/images:tiny\n",
+                                                         f"FROM ghcr.io/fixture/images:tiny@{older}\n"))
+    record = tmp_path / "pinned.json"
+    proc = hjk("--config", str(FIXTURE_CONFIG), "build", "--dockerfile", str(dockerfile), "--name", "teampin",
+               "--variant", "teampin", "--platform", "linux/amd64", "--registry", registry, "--record", str(record))
+    assert f"teampin: built on tiny as its Dockerfile pins it ({repo}@{older})" in proc.stderr
+    built = load(record, BuildRecord)
+    assert {b.variant for b in built.builds} == {"teampin"}  # tiny is neither built nor reused
+    (team,) = built.builds
+    labels = json.loads(oci.config_of(f"{repo}@{team.digest}"))["config"]["Labels"]
+    assert labels["org.opencontainers.image.base.digest"] == oci.inspect(f"{repo}@{older}").platforms["linux/amd64"]
