@@ -26,7 +26,7 @@ from builder.model.config import CONFIG_ENV, SUPPORTED_PLATFORMS, Settings, load
 from builder.model.errors import FactoryError
 from builder.model.records import BuildRecord, ReleaseRecord, TestResults, load, merge_results, save
 from builder.present import report
-from builder.present.console import ConsoleObserver, err_console, note, out_console, stage_table
+from builder.present.console import ConsoleObserver, err_console, note, out_console, show, stage_table
 from builder.present.plot import size_plot
 from builder.stages import lint as lint_stage
 from builder.stages import lock as lock_stage
@@ -505,6 +505,23 @@ def size(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
     out_console.print(report.size_table(measured))
     for build, weights in zip(measured, inside, strict=False):
         out_console.print(report.weights_table(build, weights))
+
+
+@main.command("diff")
+@click.argument("old")
+@click.argument("new")
+@click.option("--no-packages", is_flag=True, help="Skip reading the packages inside both images (faster).")
+@click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON (for CI).")
+@friendly_errors
+def diff_cmd(old: str, new: str, no_packages: bool, as_json: bool) -> None:
+    """What a user who has OLD pulls to get NEW: two references (REPO:TAG or REPO@DIGEST), or
+    two release records (every variant both published). Per variant and platform: the layers
+    shared, the compressed bytes to pull, and the Debian and npm packages that moved."""
+    diffs = queries.image_diffs(old, new, packages=not no_packages)
+    if as_json:
+        click.echo(json.dumps([d.model_dump() for d in diffs], indent=2))
+        return
+    show(report.diff_table(diffs))
 
 
 @main.command("pin")

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 from builder.engine import contents, oci, sizes
 from builder.engine.contents import read_contents
 from builder.model.allowlist import Allowed, load_allowlist
 from builder.model.config import Settings, arch_of
 from builder.model.errors import FactoryError
-from builder.model.records import BuildRecord, PlatformBuild, ReleaseRecord, Weights, load
+from builder.model.records import BuildRecord, ImageDiff, PlatformBuild, ReleaseRecord, Weights, load
 from builder.model.variants import ROOT
 from builder.project import Project, default_release_path, registry_address, start_registry
 from builder.stages import lock, root
@@ -117,3 +118,51 @@ def accepted_findings(project: Project, variant: str | None, today: dt.date) -> 
         raise FactoryError(f"{path}: expired allow-list entries (look at them again, then renew or remove): "
                            + ", ".join(f"{e.id} (expired {e.expires})" for e in expired))
     return allowed.for_variant(variant)
+
+
+def _compared(old: str, new: str) -> list[tuple[str, str, str]]:
+    """(variant, old reference, new reference): from two release records (each variant both
+    published), or two references."""
+    if all(Path(x).suffix == ".json" and Path(x).is_file() for x in (old, new)):
+        before = {v.variant: f"{v.repository}@{v.index_digest}" for v in load(Path(old), ReleaseRecord).variants}
+        after = {v.variant: f"{v.repository}@{v.index_digest}" for v in load(Path(new), ReleaseRecord).variants}
+        common = sorted(set(before) & set(after))
+        if not common:
+            raise FactoryError(f"{old} and {new} publish no variant in common")
+        return [(name, before[name], after[name]) for name in common]
+    name = new.split("@", 1)[0].rsplit("/", 1)[-1]
+    return [(name.split(":", 1)[1] if ":" in name else name, old, new)]
+
+
+def _package_moves(old: str, new: str, platform: str) -> list[str]:
+    """The Debian and npm packages whose version differs between two platform images."""
+    before, after = read_contents(old, platform), read_contents(new, platform)
+    moved = []
+    for kind, was, now in (("debian", {n: v for n, v, _ in before.debian}, {n: v for n, v, _ in after.debian}),
+                           ("npm", {p.name: p.version for p in before.npm}, {p.name: p.version for p in after.npm})):
+        for name in sorted(set(was) | set(now)):
+            if was.get(name) != now.get(name):
+                moved.append(f"{kind} {name} {was.get(name, '(none)')} -> {now.get(name, '(none)')}")
+    return moved
+
+
+def image_diffs(old: str, new: str, *, packages: bool = True) -> list[ImageDiff]:
+    """For each variant and platform of NEW: the layers it shares with OLD, the bytes a user
+    who has OLD must pull, and (PACKAGES) the packages that moved, read from both images."""
+    diffs = []
+    for variant, before, after in _compared(old, new):
+        old_index, new_index = oci.inspect(before), oci.inspect(after)
+        for platform, digest in sorted(new_index.platforms.items()):
+            new_ref = f"{oci.repository_of(after)}@{digest}"
+            old_digest = old_index.platforms.get(platform)
+            old_ref = f"{oci.repository_of(before)}@{old_digest}" if old_digest else ""
+            have = {d for d, _ in oci.layers_of(old_ref)} if old_ref else set()
+            layers = oci.layers_of(new_ref)
+            fresh = [(d, size) for d, size in layers if d not in have]
+            diffs.append(ImageDiff(
+                variant=variant, platform=platform, old=old_ref or "(none)", new=new_ref,
+                shared_layers=len(layers) - len(fresh), new_layers=len(fresh),
+                bytes_to_pull=sum(size for _, size in fresh), new_bytes=sum(size for _, size in layers),
+                packages=_package_moves(old_ref, new_ref, platform) if packages and old_ref else [],
+            ))
+    return diffs

@@ -215,3 +215,12 @@ def write_tag(target: str, source: str) -> None:
     """Point TARGET (repository:tag) at SOURCE (repository@digest), the manifest as it is."""
     tools.retry_transient(lambda: tools.run(["docker", "buildx", "imagetools", "create", "-t", target, source],
                                             timeout=600))
+
+
+def layers_of(reference: str) -> list[tuple[str, int]]:
+    """(digest, compressed size) of each layer of a single-platform image, bottom first."""
+    manifest = raw_manifest(reference)
+    layers = manifest.get("layers") or []
+    if not isinstance(layers, list):
+        raise FactoryError(f"image {reference}: its manifest has no layer list")
+    return [(str(layer["digest"]), int(layer["size"])) for layer in layers if isinstance(layer, dict)]

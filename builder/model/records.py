@@ -306,3 +306,20 @@ class Bump(Record):
     @property
     def moves(self) -> bool:
         return self.target is not None
+
+
+class ImageDiff(Record):
+    """What a user who has OLD pulls to get NEW (one variant, one platform)."""
+
+    variant: str
+    platform: str
+    old: str
+    new: str
+    shared_layers: int
+    new_layers: int
+    bytes_to_pull: int
+    """Compressed: the NEW layers OLD doesn't have."""
+    new_bytes: int
+    """NEW's compressed total."""
+    packages: list[str] = Field(default_factory=list)
+    """'debian NAME OLD -> NEW' / 'npm NAME OLD -> NEW', one per package that moved."""

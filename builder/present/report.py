@@ -17,7 +17,7 @@ from rich.table import Table
 
 from builder.model import starting
 from builder.model.graph import Plan
-from builder.model.records import BuildRecord, Bump, PlatformBuild, ReleaseRecord, TestResults, Weights
+from builder.model.records import BuildRecord, Bump, ImageDiff, PlatformBuild, ReleaseRecord, TestResults, Weights
 from builder.model.variants import Variant
 
 STYLES = {
@@ -231,4 +231,16 @@ def weights_table(build: PlatformBuild, weights: Weights) -> Table:
             name, size = column[row] if row < len(column) else ("", None)
             cells += [escape(name[-60:]), human_size(size) if name else ""]
         table.add_row(*cells)
+    return table
+
+
+def diff_table(diffs: list[ImageDiff]) -> Table:
+    """Per variant and platform: what a user who has the old image pulls for the new one."""
+    table = Table("variant", "platform", "shared layers", "new layers", "to pull", "of", "packages moved",
+                  title="what an update costs to pull")
+    for d in diffs:
+        moved = "\n".join(escape(p) for p in d.packages[:12]) + (f"\n(+{len(d.packages) - 12} more)"
+                                                                if len(d.packages) > 12 else "")
+        table.add_row(d.variant, d.platform, str(d.shared_layers), str(d.new_layers), human_size(d.bytes_to_pull),
+                      human_size(d.new_bytes), moved or "-")
     return table
