@@ -4,6 +4,7 @@ a build failed: the record render hands to plan, build and lint."""
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -69,6 +70,8 @@ class RenderedVariant:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
             target.chmod(0o755 if data.startswith(b"#!") else 0o644)
+            # COPY keeps a file's time: one fixed time keeps a COPY layer's digest its content's alone
+            os.utime(target, (0, 0))
         return folder / "Dockerfile"
 
 

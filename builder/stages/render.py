@@ -202,7 +202,8 @@ def _tidy(text: str) -> str:
 
 
 # Helper scripts every image on the root gets (children inherit them), in this order.
-HELPERS = ("with-extra-ca", "install-archive", "verify-apt-versions", "prune-foreign-binaries", "strip-debug-info")
+HELPERS = ("with-extra-ca", "install-archive", "verify-apt-versions", "prune-foreign-binaries", "strip-debug-info",
+           "settle-times")
 
 
 def _helper_files(settings: Settings, variant: Variant) -> dict[str, bytes]:

@@ -210,3 +210,34 @@ def test_a_stop_signal_ends_running_builds_and_indexes_nothing(
     statuses = {b.key: (b.status, b.error) for b in stopped.builds}
     assert statuses["slow/amd64"] == ("skipped", "interrupted")
     assert statuses["tiny/amd64"][0] == "reused"
+
+
+def test_an_unchanged_npm_step_rebuilt_without_cache_makes_the_same_layers(
+    fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    """A layer per npm tool, its times settled: rebuilt with --no-cache, every layer of the
+    variant keeps its digest (only the image config, which records build times, differs),
+    so a user who has the first pulls nothing of the second's layers."""
+    from builder.engine import oci
+
+    overlay = fork_of_fixtures(tmp_path)
+    (tmp_path / "variants" / "npmlayers.yaml").write_text(
+        "name: npmlayers\ndescription: two npm tools, a layer each\nparent: tiny\n"
+        "template: variant.Dockerfile.j2\nplatforms: [linux/amd64]\n"
+        "tools:\n"
+        "  - {name: is-number, source: npm, version: 7.0.0}\n"
+        "  - {name: is-odd, source: npm, version: 3.0.1}\n"
+    )
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    fixture_cli(fixture_build.registry, "build", "--variant", "npmlayers", "--record", str(first), config=overlay)
+    fixture_cli(fixture_build.registry, "build", "--variant", "npmlayers", "--no-cache", "--record", str(second),
+                config=overlay)
+    repo = fixture_build.record.repository
+    builds = [next(b for b in load(path, BuildRecord).builds if b.variant == "npmlayers") for path in (first, second)]
+    assert builds[1].status == "built"  # really built again, not reused
+    layers = [oci.layers_of(f"{repo}@{b.digest}") for b in builds]
+    tiny_amd64 = next(b for b in fixture_build.record.builds_of("tiny") if b.platform == "linux/amd64")
+    tiny = oci.layers_of(f"{repo}@{tiny_amd64.digest}")
+    own = [found[len(tiny):] for found in layers]
+    assert len(own[0]) == 2  # a layer per tool
+    assert own[0] == own[1]
