@@ -386,7 +386,9 @@ def _parents_signed(settings: Settings, record: BuildRecord, plan: Plan, scope: 
                     keyless: bool) -> str:
     """Each parent index a scoped release stands on carries a signature by this factory's key
     (or, keyless, its release workflow's identity): it was published by a release of its own."""
-    parents = [(v.name, v.digest) for v in record.variants if v.name not in scope]
+    # each parent platform image this run stood on (a release signs every platform image of
+    # an index: a one-platform run joins an index of its own, which nobody signed)
+    parents = [(b.variant, b.digest) for b in record.builds if b.variant not in scope and b.digest]
     parents += sorted({(j.parent, j.pinned_parent) for j in plan.jobs if j.pinned_parent})
     public = key.with_suffix(".pub") if key else None
     if public is not None and not public.is_file():
@@ -402,7 +404,7 @@ def _parents_signed(settings: Settings, record: BuildRecord, plan: Plan, scope: 
         except FactoryError as exc:
             raise FactoryError(f"parent {name} ({reference}) is not signed as published: {exc}; publish it "
                                f"with `hjk-images release --variant {name}`") from None
-    return f"{', '.join(name for name, _ in parents)} signed" if parents else "on the root"
+    return f"{', '.join(sorted({name for name, _ in parents}))} signed" if parents else "on the root"
 
 
 NO_LOCAL_SCAN = ("not run: a vulnerability scan needs the scanner's database, which a local release does not "
