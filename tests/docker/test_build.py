@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -15,7 +16,7 @@ from builder.engine import oci
 from builder.engine.registry import EmbeddedRegistry, catalog
 from builder.engine.state import STATE_ENV
 from builder.model.records import BuildRecord, load
-from tests.conftest import FIXTURE_CONFIG, fork_variants, hjk
+from tests.conftest import FIXTURE_CONFIG, PROJECT_DIR, fork_variants, hjk
 from tests.docker.conftest import FixtureBuild, fixture_cli
 
 
@@ -212,32 +213,69 @@ def test_a_stop_signal_ends_running_builds_and_indexes_nothing(
     assert statuses["tiny/amd64"][0] == "reused"
 
 
-def test_an_unchanged_npm_step_rebuilt_without_cache_makes_the_same_layers(
+RUNTIME_MOUNT_POINTS = ("etc", "run", "run/secrets")
+"""Folders whose time the runtime moves after a RUN step (its /etc mounts, the secret mount)."""
+
+
+def test_bumping_one_npm_tool_rewrites_the_next_tools_layer_with_the_same_files(
     fixture_build: FixtureBuild, tmp_path: Path,
 ) -> None:
-    """A layer per npm tool, its times settled: rebuilt with --no-cache, every layer of the
-    variant keeps its digest (only the image config, which records build times, differs),
-    so a user who has the first pulls nothing of the second's layers."""
-    from builder.engine import oci
+    """A layer per npm tool, its times settled: after a bump of the first tool, the second
+    tool's step runs again (its parent moved) and writes the same entries, with the same
+    times and bytes. On this engine's BuildKit (0.8) the runtime still moves the time of its
+    mount points (/etc, /run/secrets) after the step; BuildKit 0.13's rewrite-timestamp is
+    what makes the layer digests equal too."""
+    import hashlib
+    import tarfile
+    import urllib.request
 
     overlay = fork_of_fixtures(tmp_path)
-    (tmp_path / "variants" / "npmlayers.yaml").write_text(
+    variant = tmp_path / "variants" / "npmlayers.yaml"
+    variant.write_text(
         "name: npmlayers\ndescription: two npm tools, a layer each\nparent: tiny\n"
-        "template: variant.Dockerfile.j2\nplatforms: [linux/amd64]\n"
-        "tools:\n"
+        "template: variant.Dockerfile.j2\npackages: [curl]\n"
+        "tools:\n" + "".join(node_and_npm()) +
         "  - {name: is-number, source: npm, version: 7.0.0}\n"
         "  - {name: is-odd, source: npm, version: 3.0.1}\n"
     )
     first, second = tmp_path / "first.json", tmp_path / "second.json"
-    fixture_cli(fixture_build.registry, "build", "--variant", "npmlayers", "--record", str(first), config=overlay)
-    fixture_cli(fixture_build.registry, "build", "--variant", "npmlayers", "--no-cache", "--record", str(second),
-                config=overlay)
+    one = ["--variant", "npmlayers", "--platform", "linux/amd64"]
+    fixture_cli(fixture_build.registry, "build", *one, "--record", str(first), config=overlay)
+    variant.write_text(variant.read_text().replace("version: 7.0.0", "version: 6.0.0"))  # the bump
+    fixture_cli(fixture_build.registry, "build", *one, "--record", str(second), config=overlay)
     repo = fixture_build.record.repository
     builds = [next(b for b in load(path, BuildRecord).builds if b.variant == "npmlayers") for path in (first, second)]
-    assert builds[1].status == "built"  # really built again, not reused
-    layers = [oci.layers_of(f"{repo}@{b.digest}") for b in builds]
-    tiny_amd64 = next(b for b in fixture_build.record.builds_of("tiny") if b.platform == "linux/amd64")
-    tiny = oci.layers_of(f"{repo}@{tiny_amd64.digest}")
-    own = [found[len(tiny):] for found in layers]
-    assert len(own[0]) == 2  # a layer per tool
-    assert own[0] == own[1]
+    host, path = repo.split("/", 1)
+
+    def entries(digest: str) -> list[tuple[str, int, int, str]]:
+        blob = tmp_path / digest.replace(":", "-")
+        urllib.request.urlretrieve(f"http://{host}/v2/{path}/blobs/{digest}", blob)
+        with tarfile.open(blob) as tar:
+            found = []
+            for member in tar.getmembers():
+                data = tar.extractfile(member).read() if member.isfile() else b""  # type: ignore[union-attr]
+                mtime = -1 if member.name in RUNTIME_MOUNT_POINTS else int(member.mtime)  # see above
+                found.append((member.name, mtime, member.mode, hashlib.sha256(data).hexdigest()))
+            return found
+
+    def layer_of(reference: str, package: str) -> tuple[str, list[tuple[str, int, int, str]]]:
+        """The layer that installs PACKAGE (its package.json), and its entries."""
+        for digest, _ in oci.layers_of(reference)[-6:]:
+            listed = entries(digest)
+            if any(name.endswith(f"node_modules/{package}/package.json") for name, *_ in listed):
+                return digest, listed
+        raise AssertionError(f"no layer of {reference} installs {package}")
+
+    old_odd, new_odd = (layer_of(f"{repo}@{b.digest}", "is-odd") for b in builds)
+    old_number, new_number = (layer_of(f"{repo}@{b.digest}", "is-number") for b in builds)
+    assert old_number[0] != new_number[0]  # the bumped tool's layer moved
+    assert old_odd[0] != old_number[0]  # a layer each
+    assert old_odd[1] == new_odd[1]  # the next tool's step, run again, wrote the same files and times
+
+
+def node_and_npm() -> list[str]:
+    """base's own Node and npm tool entries (so the npm steps run as in base), as YAML lines."""
+    import yaml
+
+    base = yaml.safe_load((PROJECT_DIR / "variants" / "base.yaml").read_text())
+    return [f"  - {json.dumps(t)}\n" for t in base["tools"] if t["name"] in ("node", "npm")]
