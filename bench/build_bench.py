@@ -29,10 +29,10 @@ PROJECT = Path(__file__).resolve().parent.parent
 HJK = str(Path(sys.executable).parent / "hjk-images")
 
 sys.path.insert(0, str(PROJECT))
-from builder.engine import registry as registry_mod  # noqa: E402
+from builder.engine import registry as registries  # noqa: E402
 from builder.model.config import arch_of, load_settings  # noqa: E402
 from builder.model.records import BuildRecord, load  # noqa: E402
-from builder.model.variants import load_variants  # noqa: E402
+from builder.project import variants_of  # noqa: E402
 from builder.stages.plan import repository  # noqa: E402
 from builder.stages.render import render_all  # noqa: E402
 
@@ -63,7 +63,7 @@ def hjk_build(registry: str, record: Path, platforms: list[str], *extra: str, co
 def bake_cold(registry: str, platforms: list[str], root_record: BuildRecord, workdir: Path) -> float:
     """Bake baseline: one bake call per graph level, each child FROM its parent's pushed digest."""
     settings = load_settings(project_dir=PROJECT)
-    variants = list(load_variants(settings.variants_dir, list(settings.config.platforms)))
+    variants = list(variants_of(settings))
     rendered = render_all(variants, settings)
     contexts = {name: r.write(workdir / "bake" / name).parent for name, r in rendered.items()}
     repo = repository(settings, registry)
@@ -106,7 +106,7 @@ def main() -> int:
     platforms = args.platforms or ["linux/amd64", "linux/arm64"]
 
     workdir = Path(tempfile.mkdtemp(prefix="hjk-bench-"))
-    reg = registry_mod.EmbeddedRegistry(free_port(), workdir / "registry")
+    reg = registries.EmbeddedRegistry(free_port(), workdir / "registry")
     reg.up()
     figures: dict[str, object] = {"platforms": platforms}
     try:

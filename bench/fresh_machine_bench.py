@@ -36,7 +36,7 @@ HJK = str(Path(sys.executable).parent / "hjk-images")
 sys.path.insert(0, str(PROJECT))
 from bench.build_bench import free_port, report, timed  # noqa: E402
 from builder.engine import oci  # noqa: E402
-from builder.engine import registry as registry_mod  # noqa: E402
+from builder.engine import registry as registries  # noqa: E402
 from builder.model.records import BuildRecord, load  # noqa: E402
 
 LAST_STEP = "RUN echo last-step-change > /tmp/hjk-bench-last-step\n"
@@ -104,7 +104,7 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="Also write the figures here.")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="hjk-fresh-bench-"))
-    reg = registry_mod.EmbeddedRegistry(free_port(), workdir / "registry")
+    reg = registries.EmbeddedRegistry(free_port(), workdir / "registry")
     reg.up()
     figures: dict[str, object] = {}
     try:
