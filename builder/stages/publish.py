@@ -108,12 +108,14 @@ def apply(plans: list[TagPlan], repository: str, settle: float = SETTLE_SECONDS)
     (an empty link file it then answers 500 for), where one at a time tears at most one.
 
     Immutable tags go first, each checked again right before it is written (signing and
-    attesting took minutes since the plan), then read back after SETTLE seconds: a registry
+    attesting took minutes since the plan), then read back after a settle (SETTLE seconds at
+    least, and twice the slowest tag write): a registry
     has no compare-and-swap, so of two runs writing the same tag at once the one whose
     digest stays wins and the other stops there. Moving tags follow only then."""
     moved = {plan.variant: [t for t in plan.tags if _current_digest(f"{repository}:{t}") != plan.index_digest]
              for plan in plans}
     claimed: list[tuple[TagPlan, str]] = []
+    slowest = 0.0
     for plan in plans:
         for tag in (t for t in moved[plan.variant] if t in plan.immutable):
             if not plan.forced:
@@ -122,9 +124,13 @@ def apply(plans: list[TagPlan], repository: str, settle: float = SETTLE_SECONDS)
                     raise FactoryError(f"refusing to move immutable tag {repository}:{tag}: it was written "
                                        f"({current}) while this publish ran; nothing more is tagged")
                 claimed.append((plan, tag))
+            started = time.monotonic()
             _write_tag(repository, tag, plan.source)
+            slowest = max(slowest, time.monotonic() - started)
     if claimed:
-        time.sleep(settle)
+        # another run's write that began before ours landed ends within about one write's time
+        # of it: waiting twice the slowest write (at least SETTLE) lets its digest show
+        time.sleep(max(settle, 2 * slowest) if settle else 0)
         for plan, tag in claimed:
             current = _current_digest(f"{repository}:{tag}")
             if current != plan.index_digest:
