@@ -140,6 +140,14 @@ def test_two_publishes_racing_for_one_immutable_tag_have_exactly_one_winner(
 
     overlay = fork_of_fixtures(tmp_path)
     (tmp_path / "variants" / "fragments" / "leaf.j2").write_text("RUN echo leaf-raced > /etc/leaf-release\n")
+    # the race is for the release-version tag: no `-sha-<commit>` tag, which other tests'
+    # publishes of leaf at this commit hold already
+    no_sha = "tags:\n  sha: null\n"
+    overlay.write_text(overlay.read_text() + no_sha)
+    original = tmp_path / "original.yaml"
+    original.write_text(FIXTURE_CONFIG.read_text().replace("variants_dir: variants",
+                                                           f"variants_dir: {FIXTURE_CONFIG.parent / 'variants'}")
+                        + no_sha)
     other_record, other_results = tmp_path / "other.json", tmp_path / "other-results.json"
     fixture_cli(fixture_build.registry, "build", "--variant", "leaf", "--record", str(other_record), config=overlay)
     hjk("--config", str(overlay), "test", "--record", str(other_record), "--variant", "leaf",
@@ -147,7 +155,7 @@ def test_two_publishes_racing_for_one_immutable_tag_have_exactly_one_winner(
     version = f"7.7.{uuid.uuid4().int % 100000}"
     tag = f"{fixture_build.record.repository}:leaf-{version}"
     runs = {
-        fixture_build.record.variant("leaf").digest: (FIXTURE_CONFIG, fixture_build.record_path, passing_results),
+        fixture_build.record.variant("leaf").digest: (original, fixture_build.record_path, passing_results),
         load(other_record, BuildRecord).variant("leaf").digest: (overlay, other_record, other_results),
     }
     assert len(runs) == 2, "two different builds race"

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
+
 from builder.engine import oci
 from builder.engine.registry import catalog
 from builder.engine.state import STATE_ENV
@@ -22,14 +24,17 @@ def records() -> Path:
     return Path(os.environ[STATE_ENV]) / "records"
 
 
-def published_tiny(fixture_build: FixtureBuild) -> None:
-    """tiny released (tested, signed, tagged) on its own: the parent the scoped releases stand on."""
+@pytest.fixture(scope="module")
+def tiny_released(fixture_build: FixtureBuild) -> None:
+    """tiny released (tested, signed, tagged) on its own, once: the parent the scoped releases
+    of this module stand on."""
     proc = release(fixture_build, "--variant", "tiny")
     assert proc.returncode == 0, proc.stderr
 
 
-def test_release_runs_every_stage_then_a_second_one_moves_nothing(fixture_build: FixtureBuild) -> None:
-    published_tiny(fixture_build)
+def test_release_runs_every_stage_then_a_second_one_moves_nothing(
+    fixture_build: FixtureBuild, tiny_released: None,
+) -> None:
     first = release(fixture_build, "--variant", "leaf")
     assert first.returncode == 0, first.stderr
     for stage in ("registry", "lock", "render", "parents", "build", "signed parents", "test", "publish", "sign",
@@ -52,13 +57,12 @@ def test_release_runs_every_stage_then_a_second_one_moves_nothing(fixture_build:
 
 
 def test_a_one_platform_team_release_touches_only_the_team_image(
-    fixture_build: FixtureBuild, tmp_path: Path,
+    fixture_build: FixtureBuild, tmp_path: Path, tiny_released: None,
 ) -> None:
     """A team's Dockerfile released for one platform: a one-platform index of the team image
     alone; its parent and siblings keep their index digests byte for byte."""
     from tests.docker.test_dockerfile_mode import team_project
 
-    published_tiny(fixture_build)
     repo = fixture_build.record.repository
     before = {tag: oci.lookup(f"{repo}:{tag}") for tag in ("tiny", "leaf")}
     dockerfile = team_project(tmp_path)
@@ -75,7 +79,7 @@ def test_a_one_platform_team_release_touches_only_the_team_image(
 
 
 def test_a_parent_that_is_not_published_stops_the_release_naming_it(
-    fixture_build: FixtureBuild, tmp_path: Path,
+    fixture_build: FixtureBuild, tmp_path: Path, tiny_released: None,
 ) -> None:
     """In a namespace nothing was released to, leaf's parent isn't there: the release stops
     before building anything, naming the parent and the command that publishes it."""
@@ -88,8 +92,9 @@ def test_a_parent_that_is_not_published_stops_the_release_naming_it(
     assert "lonely/images" not in catalog(fixture_build.registry.address)  # nothing was built or pushed
 
 
-def test_a_failing_smoke_test_stops_the_release_and_moves_no_tag(fixture_build: FixtureBuild) -> None:
-    published_tiny(fixture_build)
+def test_a_failing_smoke_test_stops_the_release_and_moves_no_tag(
+    fixture_build: FixtureBuild, tiny_released: None,
+) -> None:
     repo_path = fixture_build.record.repository.split("/", 1)[1]
     before = catalog(fixture_build.registry.address).get(repo_path, [])
     proc = release(fixture_build, "--variant", "broken")
@@ -101,7 +106,7 @@ def test_a_failing_smoke_test_stops_the_release_and_moves_no_tag(fixture_build: 
 
 
 def test_pin_writes_the_published_digest_and_check_names_the_line_behind(
-    fixture_build: FixtureBuild, tmp_path: Path,
+    fixture_build: FixtureBuild, tmp_path: Path, tiny_released: None,
 ) -> None:
     """`pin` writes tiny's published index digest into a team Dockerfile; after tiny's tag
     moves (a new release), `pin --check` exits 1 naming the line, and `pin` moves it."""
@@ -109,7 +114,6 @@ def test_pin_writes_the_published_digest_and_check_names_the_line_behind(
 
     from tests.docker.test_dockerfile_mode import team_project
 
-    published_tiny(fixture_build)
     repo, registry = fixture_build.record.repository, fixture_build.registry.address
     dockerfile = team_project(tmp_path)
     hjk("--config", str(FIXTURE_CONFIG), "pin", str(dockerfile), "--registry", registry)
@@ -131,14 +135,13 @@ def test_pin_writes_the_published_digest_and_check_names_the_line_behind(
 
 
 def test_the_team_workflow_sequence_publishes_the_team_image_alone(
-    fixture_build: FixtureBuild, tmp_path: Path,
+    fixture_build: FixtureBuild, tmp_path: Path, tiny_released: None,
 ) -> None:
     """.github/workflows/team-image.yml's commands, run here against the embedded registry:
     each platform built and tested on its own (as on its native runner), merged, published;
     the team image alone is tagged, its parent and siblings keep their digests."""
     from tests.docker.test_dockerfile_mode import team_project
 
-    published_tiny(fixture_build)
     repo, registry = fixture_build.record.repository, fixture_build.registry.address
     before = {tag: oci.lookup(f"{repo}:{tag}") for tag in ("tiny", "leaf")}
     team = ["--dockerfile", str(team_project(tmp_path)), "--name", "teamflow"]
