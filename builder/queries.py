@@ -47,10 +47,6 @@ class LockCheck:
     registry: str | None
     """Where the root pins were compared; None: offline (the inputs alone)."""
 
-    @property
-    def current(self) -> bool:
-        return not self.stale.diff and not self.root_problems
-
 
 def check_lock(project: Project, registry: str | None, *, offline: bool) -> LockCheck:
     """The lock against the variant files and, unless OFFLINE, against the registries: an

@@ -79,7 +79,7 @@ def test_a_one_platform_team_release_touches_only_the_team_image(
 
 
 def test_a_parent_that_is_not_published_stops_the_release_naming_it(
-    fixture_build: FixtureBuild, tmp_path: Path, tiny_released: None,
+    fixture_build: FixtureBuild, tmp_path: Path,
 ) -> None:
     """In a namespace nothing was released to, leaf's parent isn't there: the release stops
     before building anything, naming the parent and the command that publishes it."""
