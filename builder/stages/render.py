@@ -20,7 +20,7 @@ from pydantic import BaseModel
 
 from builder.model import devcontainer, headjack
 from builder.model.config import Settings
-from builder.model.dockerfile import FROM_LINE, factory_variant
+from builder.model.dockerfile import FROM_LINE, factory_froms, factory_variant
 from builder.model.errors import FactoryError
 from builder.model.graph import stage_arg
 from builder.model.rendered import RenderedVariant, differs, instruction_words
@@ -271,8 +271,9 @@ def dockerfile_stages(path: Path, image: str) -> DockerfileStages:
             f"(expected REGISTRY/NAMESPACE/{image}:<variant>)"
         )
     uses = [v for v in dict.fromkeys(n for n in named if n) if v != parent]
-    final = matches[-1].group("ref")
-    return DockerfileStages(parent, uses, final.split("@", 1)[1] if "@" in final else None)
+    # the final FROM names the parent (checked above): its pin, read (and checked) the model's way
+    final = factory_froms(text, image, path)[-1]
+    return DockerfileStages(parent, uses, final.pinned)
 
 
 def render_dockerfile(variant: Variant, settings: Settings) -> RenderedVariant:
