@@ -18,17 +18,17 @@ images: setup ## The main job: build, test and push every variant (embedded regi
 
 test: setup ## Every test tier: unit, docker (fixture images, both platforms) and end-to-end
 	$(PYTEST) -m "not docker and not slow" -q
-	$(PYTEST) -m "docker and not slow" -q
-	$(PYTEST) -m "slow" -q
+	$(PYTEST) -m "docker and not slow" -q --durations=10
+	$(PYTEST) -m "slow" -q --durations=15
 
 test-unit: ## Fast tier: no Docker engine needed
 	$(PYTEST) -m "not docker and not slow" -q
 
 test-docker: ## Docker tier: small fixture variants, amd64 and arm64, against a real registry
-	$(PYTEST) -m "docker and not slow" -q
+	$(PYTEST) -m "docker and not slow" -q --durations=10
 
 test-e2e: ## End-to-end tier on the real variants
-	$(PYTEST) -m "slow" -q
+	$(PYTEST) -m "slow" -q --durations=15
 
 lint: ## ruff, mypy --strict, and hadolint/yamllint on the rendered Dockerfiles and variants
 	$(BIN)/ruff check builder tests variants/checks

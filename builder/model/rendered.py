@@ -70,9 +70,20 @@ class RenderedVariant:
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(data)
             target.chmod(0o755 if data.startswith(b"#!") else 0o644)
-            # COPY keeps a file's time: one fixed time keeps a COPY layer's digest its content's alone
-            os.utime(target, (0, 0))
+            os.utime(target, (content_time(data),) * 2)
         return folder / "Dockerfile"
+
+
+def content_time(data: bytes) -> int:
+    """A file time that follows from its content alone. COPY keeps a file's time, so a
+    time of this moment would make each build's layer new; and the build context's sync
+    resends only files whose size or time changed, so one fixed time would leave an
+    edit of the same size behind (the engine would build with the old bytes)."""
+    return CONTENT_TIME_START + int.from_bytes(hashlib.sha256(data).digest()[:4], "big") % 2**30
+
+
+CONTENT_TIME_START = 946_684_800
+"""2000-01-01: content times fall between it and 2034."""
 
 
 FRAGMENT_START = "# fragment: "

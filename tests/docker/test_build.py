@@ -87,6 +87,33 @@ def test_editing_the_leaf_rebuilds_only_the_leaf(fixture_build: FixtureBuild, tm
     }
 
 
+def test_an_edit_of_a_context_file_that_keeps_its_size_reaches_the_image(
+    fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    """Context files get a time that follows from their content: the engine resends only
+    files whose size or time changed, so an edit of the same size must change the time."""
+    overlay = fork_of_fixtures(tmp_path)
+    variants = tmp_path / "variants"
+    (variants / "leaf-files").mkdir()
+    release = variants / "leaf-files" / "release"
+    (variants / "leaf.yaml").write_text((variants / "leaf.yaml").read_text() + "context_files: leaf-files\n")
+    (variants / "fragments" / "leaf.j2").write_text("COPY files/release /etc/leaf-release\n")
+    repository = fixture_build.record.repository
+    seen = []
+    for text in ("leaf one\n", "leaf two\n"):
+        release.write_text(text)
+        record_path = tmp_path / f"{text.split()[1]}.json"
+        fixture_cli(fixture_build.registry, "build", "--variant", "leaf", "--platform", "linux/amd64",
+                    "--record", str(record_path), config=overlay)
+        build = next(b for b in load(record_path, BuildRecord).builds if b.variant == "leaf")
+        seen.append(subprocess.run(
+            ["docker", "run", "--rm", "--label", "io.headjack.images.test-run=context-edit",
+             f"{repository}@{build.digest}", "cat", "/etc/leaf-release"],
+            capture_output=True, text=True, check=True,
+        ).stdout)
+    assert seen == ["leaf one\n", "leaf two\n"]
+
+
 def test_a_failed_build_skips_its_children_and_indexes_nothing_of_it(
     fixture_build: FixtureBuild, tmp_path: Path,
 ) -> None:

@@ -89,3 +89,19 @@ def test_label_and_env_values_are_quoted_the_dockerfile_way() -> None:
     value = "sh -c 'echo \"hi\"; exit 9' \\ done"
     assert double_quoted(value) == "\"sh -c 'echo \\\"hi\\\"; exit 9' \\\\ done\""
     assert double_quoted("${BUILD_REVISION}") == '"${BUILD_REVISION}"'
+
+
+def test_context_files_get_a_time_that_follows_from_their_content(tmp_path: Path) -> None:
+    """Same bytes, same time (a COPY layer's digest is its content's); an edit of the same
+    size, another time (the engine's context sync resends only files whose time or size moved)."""
+    from builder.model.rendered import RenderedVariant
+
+    def times(data: dict[str, bytes], folder: str) -> dict[str, int]:
+        RenderedVariant("v", "FROM scratch\n", {f"files/{k}": v for k, v in data.items()}).write(tmp_path / folder)
+        return {k: int((tmp_path / folder / "files" / k).stat().st_mtime) for k in data}
+
+    first = times({"a": b"one\n", "b": b"two\n"}, "first")
+    again = times({"a": b"one\n", "b": b"six\n"}, "again")
+    assert first["a"] == again["a"]
+    assert first["b"] != again["b"]
+    assert first["a"] != first["b"]
