@@ -545,6 +545,24 @@ def pin_cmd(ctx: click.Context, files: tuple[Path, ...], check: bool, registry: 
          if lines else "no FROM line names a factory image")
 
 
+@main.command("feature")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out/feature"),
+              show_default=True, help="Folder to write the Feature into (as FOLDER/<id>/).")
+@click.option("--dockerfile", is_flag=True,
+              help="Also print the Dockerfile lines that run the same install from FOLDER (for plain Docker "
+                   "builds; FOLDER relative to the build context).")
+@click.pass_context
+@friendly_errors
+def feature_cmd(ctx: click.Context, out_dir: Path, dockerfile: bool) -> None:
+    """Write the agents Dev Container Feature (devcontainer-feature.json, install.sh), made
+    from the variant data: the agents' pins and settings, and Node where an image has none."""
+    made = queries.agents_feature(project_of(ctx))
+    home = made.write(out_dir)
+    note(f"feature {made.id} {made.version} written to {home}")
+    if dockerfile:
+        click.echo(made.dockerfile_fragment(out_dir.as_posix()), nl=False)
+
+
 @main.command("run-args")
 @click.argument("variant_name", metavar="VARIANT")
 @click.option("--client", "client", type=click.Choice(list(starting.CLIENTS)), default="docker", show_default=True,
@@ -596,11 +614,14 @@ def write_readme_sizes(readme: Path) -> None:
 @friendly_errors
 def lint(ctx: click.Context) -> None:
     """hadolint on the rendered Dockerfiles, yamllint on the variant files, shellcheck on the
-    helper scripts, Headjack's label contract, and the workflows' hjk-images commands."""
+    helper scripts and the agents Feature's installer, Headjack's label contract, and the workflows' hjk-images commands."""
     settings = settings_of(ctx)
     variants = project_of(ctx).variants.select([])
     rendered = render_stage.render_all(variants, settings)
-    findings = lint_stage.lint(settings, rendered, [v.path for v in variants], main)
+    made = queries.agents_feature(project_of(ctx)) if settings.config.feature else None
+    generated = {f"feature {made.id}/{name}": text for name, text in made.files.items()
+                 if text.startswith("#!")} if made else {}
+    findings = lint_stage.lint(settings, rendered, [v.path for v in variants], main, generated)
     for finding in findings:
         note(f"[red]{finding.tool}[/] {finding.target}:\n{escape(finding.output.strip())}")
     if findings:

@@ -16,7 +16,7 @@ from builder.model.errors import FactoryError
 from builder.model.records import BuildRecord, ImageDiff, PlatformBuild, ReleaseRecord, Weights, load
 from builder.model.variants import ROOT
 from builder.project import Project, default_release_path, registry_address, start_registry
-from builder.stages import lock, root
+from builder.stages import feature, lock, root
 from builder.stages.plan import repository
 
 
@@ -162,3 +162,13 @@ def image_diffs(old: str, new: str, *, packages: bool = True) -> list[ImageDiff]
                 packages=_package_moves(old_ref, new_ref, platform) if packages and old_ref else [],
             ))
     return diffs
+
+
+def agents_feature(project: Project) -> feature.Feature:
+    """The agents Feature the factory config describes, made from its variant's tools."""
+    config = project.settings.config.feature
+    if config is None:
+        raise FactoryError("factory.yaml: no `feature:` section, so no agents Feature is made")
+    if config.variant not in project.variants:
+        raise FactoryError(f"factory.yaml: feature.variant: no variant named '{config.variant}'")
+    return feature.make_feature(project.variants[config.variant], config, project.settings)

@@ -206,6 +206,21 @@ class BumpConfig(Strict):
         return value
 
 
+class FeatureConfig(Strict):
+    """The agent CLIs as a Dev Container Feature, for images that aren't ours: made from
+    a variant's tools (their pins and settings) and published beside the images."""
+
+    id: str = Field(default="agents", pattern=r"^[a-z][a-z0-9-]{0,40}$")
+    version: str = Field(pattern=r"^\d+\.\d+\.\d+$")
+    """Semver; `bump` moving one of its tools raises the minor."""
+    variant: str = "base"
+    """The variant whose tools the Feature installs."""
+    node: list[str] = Field(default_factory=lambda: ["node", "npm"])
+    """Archive tools that give an image without Node >= the pinned major its Node and npm."""
+    tools: list[str] = Field(min_length=1)
+    """The npm tools (agents) it installs, each with an on/off and a version option."""
+
+
 class Client(Strict):
     """A program the images are started with in the tests (the Dev Containers CLI): pinned
     here, locked like a tool, installed by `make setup` into .tools/, moved by `bump`."""
@@ -249,6 +264,8 @@ class FactoryConfig(Strict):
     budgets: dict[str, Budget] = Field(default_factory=dict)
     """Variant -> the most its images may weigh; a release over budget stops before publish."""
     bump: BumpConfig = Field(default_factory=BumpConfig)
+    feature: FeatureConfig | None = None
+    """The agents Feature (README: "Use the agents in your own image"); None: none is made."""
     clients: list[Client] = Field(default_factory=list)
     """Clients the tests start the images with, beside Headjack's own rules."""
     vulnerability_allowlist: str = "vulnerability-allowlist.yaml"

@@ -53,6 +53,8 @@ Url = Annotated[str, checked("URL", r"A-Za-z0-9:/?#\[\]@!*,=%._~+-", r"https?://
 CommandName = Annotated[str, checked("command name", "A-Za-z0-9._-", r"[A-Za-z0-9][A-Za-z0-9._-]*")]
 RelativePath = Annotated[str, checked("path", "A-Za-z0-9._/+-", r"(?!/)(?!.*(^|/)\.\.(/|$)).+",
                                       "relative, below its folder, no ..")]
+AbsolutePath = Annotated[str, checked("path", "A-Za-z0-9._/+-", r"/(?!.*(^|/)\.\.(/|$))[^/].*",
+                                      "absolute, no ..")]
 UserName = Annotated[str, checked("user", "a-z0-9_-", r"[a-z_][a-z0-9_-]{0,31}", "a Linux user name")]
 EnvName = Annotated[str, checked("environment variable", "A-Za-z0-9_", r"[A-Za-z_][A-Za-z0-9_]*")]
 Signal = Annotated[str, checked("signal", "A-Z0-9+-", r"SIG[A-Z0-9]+([+-][0-9]+)?|[0-9]+", "e.g. SIGRTMIN+3")]

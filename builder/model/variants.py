@@ -52,6 +52,16 @@ class Download(Strict):
         return _sha256(value)
 
 
+class ToolSettings(Strict):
+    """How a tool is set up once installed (an agent CLI's self-update switch): set the same
+    way in the image and by the agents Feature."""
+
+    env: dict[safe.EnvName, safe.Text] = Field(default_factory=dict)
+    """Variables the tool reads, set in the image's environment."""
+    files: dict[safe.AbsolutePath, safe.Text] = Field(default_factory=dict)
+    """Path -> one line of content: system-wide config files the tool reads."""
+
+
 class Tool(Strict):
     """A user-facing tool with an exact version and the source it comes from."""
 
@@ -74,6 +84,7 @@ class Tool(Strict):
     """archive only: command name -> path inside the unpacked archive, linked onto PATH."""
     check: str | None = None
     """Command that proves the tool works; default `<name> --version`."""
+    settings: ToolSettings = Field(default_factory=ToolSettings)
     optional: bool = False
     """Leave the tool out (recorded in the image) when its source can't be reached."""
     update: Literal["latest", "minor", "patch", "pinned"] = "latest"

@@ -7,7 +7,6 @@ noise and is byte-identical for identical inputs.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import re
 import shlex
 import shutil
@@ -25,6 +24,7 @@ from builder.model.errors import FactoryError
 from builder.model.graph import stage_arg
 from builder.model.rendered import RenderedVariant, differs, instruction_words
 from builder.model.variants import ROOT, Runtime, Variant
+from builder.stages.templating import double_quoted, environment
 
 LANGUAGE_FILES = "files/languages"
 """Where a variant with `languages` gets the installer (and python-build definitions) in its context."""
@@ -33,13 +33,6 @@ LANGUAGE_MOUNT = "/mnt"
 mount leaves no empty mount point behind in the layer."""
 
 RENDERED_DIR = "rendered"
-
-
-def double_quoted(value: object) -> str:
-    """A Dockerfile double-quoted string (ENV). `$` stays live so build args expand; a line
-    break is written escaped, so it can never start an instruction."""
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
-    return f'"{text}"'
 
 
 BUILD_ARG_VALUES = frozenset({"${BUILD_REVISION}", "${BUILD_VERSION}", "${BUILD_CREATED}",
@@ -57,21 +50,6 @@ def label_quoted(value: str) -> str:
 
 def quoted_labels(labels: dict[str, str]) -> dict[str, str]:
     return {key: label_quoted(value) for key, value in sorted(labels.items())}
-
-
-@functools.cache
-def environment(search_path: tuple[Path, ...]) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(p) for p in search_path]),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,  # Dockerfiles, not HTML
-    )
-    env.filters["dq"] = double_quoted
-    env.filters["sq"] = shlex.quote
-    return env
 
 
 def runtime_labels(runtime: Runtime) -> dict[str, str]:
@@ -118,6 +96,8 @@ def _context(variant: Variant, settings: Settings) -> dict[str, Any]:
         ),
         "apt_tools": [t for t in own if t.source == "apt"],
         "other_tools": [t for t in own if t.source != "apt"],
+        "tool_env": {k: v for t in own for k, v in t.settings.env.items()},
+        "tool_files": sorted((path, text) for t in own for path, text in t.settings.files.items()),
         "env": dict(variant.file.env),
         # what this variant declares itself; a child inherits STOPSIGNAL and CMD from its parent image
         "runtime": variant.file.runtime,

@@ -84,7 +84,7 @@ def test_fork_adds_a_variant_without_code_change(tmp_path: Path) -> None:
 
 
 def test_label_and_env_values_are_quoted_the_dockerfile_way() -> None:
-    from builder.stages.render import double_quoted
+    from builder.stages.templating import double_quoted
 
     value = "sh -c 'echo \"hi\"; exit 9' \\ done"
     assert double_quoted(value) == "\"sh -c 'echo \\\"hi\\\"; exit 9' \\\\ done\""

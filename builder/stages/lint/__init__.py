@@ -79,8 +79,10 @@ def contract_problems(dockerfile: str) -> list[str]:
 
 def lint(
     settings: Settings, rendered: dict[str, RenderedVariant], variant_files: list[Path], cli: click.Group,
+    generated_scripts: dict[str, str] | None = None,
 ) -> list[Finding]:
-    """hadolint, yamllint, shellcheck, and the workflows' commands judged by CLI's own parser."""
+    """hadolint, yamllint, shellcheck (on the helper scripts and GENERATED_SCRIPTS, name ->
+    text), and the workflows' commands judged by CLI's own parser."""
     findings: list[Finding] = []
     hadolint = _venv_tool("hadolint")
     tools.require(hadolint, "install the test extras (`make setup`)")
@@ -112,6 +114,14 @@ def lint(
         proc = tools.run([shellcheck, "--format", "gcc", *map(str, scripts)], check=False)
         if proc.returncode != 0:
             findings.append(Finding("shellcheck", "helper scripts in dockerfiles/files", proc.stdout + proc.stderr))
+    for name, text in (generated_scripts or {}).items():
+        shellcheck = tools.require("shellcheck", "install shellcheck (`make setup`)")
+        with tempfile.TemporaryDirectory() as tmp:
+            script = Path(tmp) / "script"
+            script.write_text(text, encoding="utf-8")
+            proc = tools.run([shellcheck, "--format", "gcc", str(script)], check=False)
+        if proc.returncode != 0:
+            findings.append(Finding("shellcheck", name, (proc.stdout + proc.stderr).replace(str(script), name)))
     targets = makefile_targets(settings.project_dir / "Makefile")
     for workflow in sorted((settings.project_dir / ".github" / "workflows").glob("*.yml")):
         problems = check_workflow(workflow, cli, targets)
