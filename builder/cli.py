@@ -614,7 +614,8 @@ def write_readme_sizes(readme: Path) -> None:
 @friendly_errors
 def lint(ctx: click.Context) -> None:
     """hadolint on the rendered Dockerfiles, yamllint on the variant files, shellcheck on the
-    helper scripts and the agents Feature's installer, Headjack's label contract, and the workflows' hjk-images commands."""
+    helper scripts and the agents Feature's installer, Headjack's label contract, and the
+    workflows' hjk-images commands."""
     settings = settings_of(ctx)
     variants = project_of(ctx).variants.select([])
     rendered = render_stage.render_all(variants, settings)

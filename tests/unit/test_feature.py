@@ -12,7 +12,6 @@ import pytest
 import yaml
 
 from builder.model.config import load_settings
-from builder.model.errors import FactoryError
 from builder.project import load_project
 from builder.queries import agents_feature
 from builder.stages.feature import Feature
