@@ -51,7 +51,7 @@ from builder.project import (
     start_registry,
     variants_of,
 )
-from builder.stages import budget, lock, provenance, root, sbom, sign, smoke
+from builder.stages import budget, feature, lock, provenance, root, sbom, sign, smoke
 from builder.stages import build as build_stage
 from builder.stages import bump as bump_stage
 from builder.stages import pin as pin_stage
@@ -139,7 +139,9 @@ def bump(project: Project, request: BumpRequest, observer: Observer) -> BumpOutc
     if request.dry_run or any(b.unreachable for b in bumps) or not any(b.moves for b in bumps):
         return BumpOutcome(bumps, [])
     with project_files.editing(lock.lock_path(settings)):  # the variant files and the lock move together
-        written, undo = bump_stage.apply(variants, bumps, settings.file_declaring("clients"))
+        agents = settings.config.feature
+        written, undo = bump_stage.apply(variants, bumps, settings.file_declaring("clients"),
+                                         (settings.file_declaring("feature.version"), agents) if agents else None)
         try:
             settings = load_settings(settings.overlay_path, settings.project_dir)  # a client's pin may have moved
             edited = variants_of(settings)  # the edited files must still load
@@ -266,6 +268,12 @@ def publish(
             raise FactoryError("over budget, nothing published:\n  " + "\n  ".join(map(str, over)))
         for overrun in over:
             observer.note(f"[yellow]allowed over budget: {overrun}[/]")
+        agents = _agents_feature(settings, variants, record.repository, set(declared))
+        if agents is not None:  # a version published with other files stops the release here
+            made, repository = agents
+            found = feature.published_digest(made, repository)
+            observer.note(f"feature {made.id} {made.version}: " + (f"in {repository} already, the same files"
+                                                                    if found else f"to publish to {repository}"))
         if request.dry_run:
             observer.published(plans, None, record.repository, None)
             return None
@@ -293,12 +301,19 @@ def publish(
         else:
             observer.stage("provenance", "[yellow]no provenance: nothing to sign it with[/]")
         published = publish_stage.apply(plans, record.repository)
+        shipped = None
+        if agents is not None:
+            made, repository = agents
+            shipped = feature.publish(made, repository, devcontainer_cli.cli_path(settings.project_dir),
+                                      request.sign_key, sign=signing)
+            observer.stage("feature", f"{shipped.reference}@{shipped.digest} "
+                           + ("published" if shipped.pushed else "unchanged") + (", signed" if signing else ""))
         release = ReleaseRecord(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), revision=record.revision,
             version=version, repository=record.repository, over_budget=[str(o) for o in over],
             root_drift=list(record.root.drift), scope=list(request.only),
             test_deviations=[d for d in results.deviations if d.split(" ", 1)[0] in wanted],
-            vulnerability_scan=request.vulnerability_scan,
+            vulnerability_scan=request.vulnerability_scan, feature=shipped,
             variants=[v.model_copy(update={"sizes": {b.platform: b.sizes for b in record.builds_of(v.variant)
                                                      if b.sizes}}) for v in published],
         )
@@ -307,6 +322,16 @@ def publish(
     moved = sum(len(v.moved) for v in release.variants)
     observer.stage("publish", f"{len(plans)} variant(s), {moved} tags moved")
     return release
+
+
+def _agents_feature(settings: Settings, variants: VariantSet, image_repository: str,
+                    published: set[str]) -> tuple[feature.Feature, str] | None:
+    """The agents Feature and where it goes, when this publish includes its variant."""
+    config = settings.config.feature
+    if config is None or config.variant not in published:
+        return None
+    made = feature.make_feature(variants[config.variant], config, settings)
+    return made, feature.repository_of(image_repository.split("/", 1)[0], settings.config.namespace, made.id)
 
 
 @dataclass(frozen=True)

@@ -154,3 +154,16 @@ def remove(id_label: str) -> None:
         tools.run(["docker", "volume", "rm", "-f", *volumes], check=False)
     if images:
         tools.run(["docker", "image", "rm", "-f", *sorted(images)], check=False)
+
+
+def publish_feature(cli: str, folder: Path, registry: str, namespace: str) -> dict[str, Any]:
+    """`devcontainer features publish` of the Feature in FOLDER to REGISTRY/NAMESPACE/<id>, with
+    the tags the Features distribution spec expects (1, 1.0, 1.0.0, latest). The CLI skips a
+    version the registry already holds: its answer then has no digest."""
+    proc = tools.run([cli, "features", "publish", str(folder), "--registry", registry, "--namespace", namespace],
+                     check=False, timeout=600)
+    answer = _last_json(proc.stdout)
+    if proc.returncode != 0 or not answer:
+        raise FactoryError(f"`devcontainer features publish` to {registry}/{namespace} failed: "
+                           f"{proc.stderr.strip()[-1500:]}")
+    return answer

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import tarfile
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -209,6 +210,25 @@ def raw_config(reference: str) -> dict[str, object]:
     result = tools.retry_transient(lambda: tools.run([*argv, f"docker://{reference}"], timeout=registry_timeout()))
     data: dict[str, object] = json.loads(result.stdout)
     return data
+
+
+def artifact_files(reference: str) -> dict[str, bytes]:
+    """The files in the tar layers of an OCI artifact (a Dev Container Feature), by name
+    without a leading `./`."""
+    tools.require("skopeo")
+    with tempfile.TemporaryDirectory(prefix="hjk-artifact-") as tmp:
+        argv = ["skopeo", "copy", "--quiet", *(["--src-tls-verify=false"] if _plain_http(reference) else []),
+                f"docker://{reference}", f"dir:{tmp}"]
+        tools.retry_transient(lambda: tools.run(argv, timeout=registry_timeout() * 5))
+        manifest = json.loads((Path(tmp) / "manifest.json").read_text())
+        found: dict[str, bytes] = {}
+        for layer in manifest.get("layers") or []:
+            with tarfile.open(Path(tmp) / str(layer["digest"]).split(":", 1)[1]) as tar:
+                for member in tar.getmembers():
+                    data = tar.extractfile(member) if member.isfile() else None
+                    if data is not None:
+                        found[member.name.removeprefix("./")] = data.read()
+        return found
 
 
 def write_tag(target: str, source: str) -> None:

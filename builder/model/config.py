@@ -219,6 +219,9 @@ class FeatureConfig(Strict):
     """Archive tools that give an image without Node >= the pinned major its Node and npm."""
     tools: list[str] = Field(min_length=1)
     """The npm tools (agents) it installs, each with an on/off and a version option."""
+    installs_after: list[str] = Field(default_factory=lambda: ["ghcr.io/devcontainers/features/node"])
+    """Features ours installs after when a devcontainer.json takes them too (the common Node
+    Feature). Clients fetch each named one's metadata, so an offline mirror names its copy."""
 
 
 class Client(Strict):
@@ -347,8 +350,9 @@ class Settings(BaseModel):
         return path
 
     def file_declaring(self, key: str) -> Path:
-        """The config file whose KEY is in force: the overlay's when it sets KEY, else factory.yaml."""
-        if self.overlay_path is not None and key in read_yaml(self.overlay_path):
+        """The config file whose KEY (dotted: `feature.version`) is in force: the overlay's when
+        it sets KEY, else factory.yaml."""
+        if self.overlay_path is not None and _has_key(read_yaml(self.overlay_path), tuple(key.split("."))):
             return self.overlay_path
         return self.project_dir / CONFIG_FILE
 

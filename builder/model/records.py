@@ -245,6 +245,23 @@ class PublishedVariant(Record):
         return f"{self.repository}:{self.tags[0]}@{self.index_digest}"
 
 
+class PublishedFeature(Record):
+    """The agents Dev Container Feature as a release left it."""
+
+    id: str
+    version: str
+    repository: str
+    digest: str
+    tags: list[str] = Field(default_factory=list)
+    """The tags this release wrote (none when the registry held this version already)."""
+    pushed: bool
+    signed: bool
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}:{self.version}"
+
+
 class ReleaseRecord(Record):
     schema_version: int = 1
     created: str
@@ -262,6 +279,8 @@ class ReleaseRecord(Record):
     """The variants a scoped release published (their parents taken as published); empty: every one."""
     vulnerability_scan: str = ""
     """What scanned the published digests, or why nothing did."""
+    feature: PublishedFeature | None = None
+    """The agents Feature, when this release published its variant."""
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from ruamel.yaml import YAML
 
 from builder.engine import releases
 from builder.model import files
-from builder.model.config import Settings, parse_duration
+from builder.model.config import FeatureConfig, Settings, parse_duration
 from builder.model.errors import FactoryError
 from builder.model.records import Bump
 from builder.model.variants import CLIENTS, Tool, VariantSet
@@ -200,10 +200,28 @@ def edited_text(path: Path, bumps: list[Bump], key: str = "tools") -> str:
     return out.getvalue()
 
 
+def with_feature_minor_raised(text: str) -> str:
+    """A config file's TEXT with `feature.version` X.Y.Z moved to X.(Y+1).0."""
+    yaml = _round_trip()
+    document = yaml.load(text)
+    major, minor, _ = (int(part) for part in str(document["feature"]["version"]).split("."))
+    document["feature"]["version"] = f"{major}.{minor + 1}.0"
+    out = StringIO()
+    yaml.dump(document, out)
+    return out.getvalue()
+
+
+def moves_feature(bumps: list[Bump], feature: FeatureConfig | None) -> bool:
+    """Whether a moving bump is one of the agents Feature's tools (its agents, its Node)."""
+    return feature is not None and any(
+        b.moves and b.variant == feature.variant and b.tool in (*feature.tools, *feature.node) for b in bumps)
+
+
 def apply(variants: VariantSet, bumps: list[Bump], clients_file: Path | None = None,
-          ) -> tuple[list[Path], Callable[[], None]]:
+          feature: tuple[Path, FeatureConfig] | None = None) -> tuple[list[Path], Callable[[], None]]:
     """Write the moving bumps into their variant files (a client's into CLIENTS_FILE, the
-    config file declaring `clients`); returns the files and an undo."""
+    config file declaring `clients`), and raise the minor of the agents Feature's version
+    in FEATURE's file when one of its tools moves; returns the files and an undo."""
     by_file: dict[Path, list[Bump]] = {}
     for bump in bumps:
         if bump.moves:
@@ -213,4 +231,7 @@ def apply(variants: VariantSet, bumps: list[Bump], clients_file: Path | None = N
             by_file.setdefault(path, []).append(bump)
     texts = {path: edited_text(path, items, "clients" if path == clients_file else "tools")
              for path, items in by_file.items()}
+    if feature is not None and moves_feature(bumps, feature[1]):
+        path = feature[0]
+        texts[path] = with_feature_minor_raised(texts.get(path) or path.read_text(encoding="utf-8"))
     return list(texts), files.write_together(texts)

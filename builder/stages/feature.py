@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from builder.engine import cosign, devcontainer, oci
 from builder.model.config import FeatureConfig, Settings
 from builder.model.errors import FactoryError
 from builder.model.files import write_atomically
+from builder.model.records import PublishedFeature
 from builder.model.variants import Tool, Variant
 from builder.stages.templating import environment
 
-NODE_FEATURE = "ghcr.io/devcontainers/features/node"
-"""The common Node Feature: when a devcontainer.json takes both, ours installs after it."""
 HELPER = "install-archive"
 TEMPLATE = "feature/install.sh.j2"
 SCRIPT_MOUNT = "/tmp/hjk-agents-feature"
@@ -138,7 +139,7 @@ def make_feature(variant: Variant, config: FeatureConfig, settings: Settings) ->
             },
         },
         "containerEnv": env,
-        "installsAfter": [NODE_FEATURE],
+        "installsAfter": list(config.installs_after),
     }
     helper = (settings.templates_dir / "files" / "common" / HELPER).read_text(encoding="utf-8")
     return Feature(config.id, config.version, {
@@ -146,3 +147,48 @@ def make_feature(variant: Variant, config: FeatureConfig, settings: Settings) ->
         "install.sh": script,
         HELPER: helper,
     }, env)
+
+
+def repository_of(registry: str, namespace: str, feature_id: str) -> str:
+    """Where the Feature is published: beside the images, under NAMESPACE/features/."""
+    return f"{registry}/{namespace}/features/{feature_id}"
+
+
+def published_digest(feature: Feature, repository: str) -> str | None:
+    """The digest of FEATURE's version in REPOSITORY when it holds exactly these files; None
+    when that version isn't there. A version published with other files raises: a published
+    version never changes (clients pin `:1.2.0`), so new content needs a new version."""
+    reference = f"{repository}:{feature.version}"
+    digest = oci.lookup(reference)
+    if digest is None:
+        return None
+    held = oci.artifact_files(reference)
+    differing = sorted(name for name in set(held) | set(feature.files)
+                       if held.get(name) != feature.files.get(name, "").encode())
+    if differing:
+        raise FactoryError(f"{reference} is published with other content ({', '.join(differing)} differ): "
+                           f"a published version never changes; raise feature.version in factory.yaml")
+    return digest
+
+
+def publish(feature: Feature, repository: str, cli: str, key: Path | None, *, sign: bool) -> PublishedFeature:
+    """Publish FEATURE to REPOSITORY (unless that version is there with these files), read it
+    back, and sign it by digest."""
+    found = published_digest(feature, repository)
+    if found is None:
+        registry, path = repository.split("/", 1)
+        with tempfile.TemporaryDirectory(prefix="hjk-feature-") as tmp:
+            home = feature.write(Path(tmp))
+            answer = devcontainer.publish_feature(cli, home, registry, path.rsplit("/", 1)[0])
+        said = answer.get(feature.id) or {}
+        found = published_digest(feature, repository)  # the read-back: what clients will get
+        if found is None or said.get("digest") not in (None, found):
+            raise FactoryError(f"{repository}:{feature.version} is not in the registry after publishing it")
+        tags = [str(t) for t in said.get("publishedTags") or []]
+        pushed = True
+    else:
+        tags, pushed = [], False
+    if sign:
+        cosign.sign(f"{repository}@{found}", key)
+    return PublishedFeature(id=feature.id, version=feature.version, repository=repository, digest=found,
+                            tags=tags, pushed=pushed, signed=sign)

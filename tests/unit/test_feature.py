@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from builder.model.config import load_settings
 from builder.project import load_project
 from builder.queries import agents_feature
 from builder.stages.feature import Feature
-from tests.conftest import PROJECT_DIR, hjk
+from tests.conftest import PROJECT_DIR, fork_variants, hjk
 
 BASE = yaml.safe_load((PROJECT_DIR / "variants" / "base.yaml").read_text())
 TOOLS = {t["name"]: t for t in BASE["tools"]}
@@ -91,3 +92,48 @@ def test_the_dockerfile_fragment_runs_the_same_installer(tmp_path: Path) -> None
     assert "sh /tmp/hjk-agents-feature/install.sh" in proc.stdout
     assert 'ENV DISABLE_AUTOUPDATER="1"' in proc.stdout
     assert (tmp_path / "agents-feature" / "agents" / "install.sh").is_file()
+
+
+def serve_npm(packuments: dict[str, dict[str, object]]) -> tuple[str, Callable[[], None]]:
+    """A local npm registry answering packuments by package name."""
+    import http.server
+    import threading
+    import urllib.parse
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = packuments.get(urllib.parse.unquote(self.path.lstrip("/")))
+            self.send_response(200 if body else 404)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps(body or {}).encode())
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_address[1]}", server.shutdown
+
+
+def test_a_bump_of_an_agent_raises_the_feature_minor_and_keeps_the_file(tmp_path: Path) -> None:
+    pin = TOOLS["gemini"]["version"]
+    major, minor, _ = (int(p) for p in pin.split("."))
+    newer = f"{major}.{minor + 1}.0"
+    registry, stop = serve_npm({TOOLS["gemini"]["package"]: {
+        "versions": {pin: {}, newer: {}}, "dist-tags": {"latest": newer},
+        "time": {pin: "2026-01-01T00:00:00Z", newer: "2026-11-01T00:00:00Z"},
+    }})
+    try:
+        overlay = fork_variants(tmp_path, PROJECT_DIR / "variants",
+                                "# the team's overlay\nfeature:\n  version: 1.4.2   # the Feature's own\n",
+                                with_lock=True)
+        hjk("--config", str(overlay), "bump", "--only", "gemini", env={"NPM_CONFIG_REGISTRY": registry})
+    finally:
+        stop()
+    text = overlay.read_text()
+    assert "# the team's overlay" in text and "version: 1.5.0   # the Feature's own" in text
+    assert f"version: {newer}" in (tmp_path / "variants" / "base.yaml").read_text()
+    made = project_feature(overlay)
+    assert made.version == "1.5.0"
+    assert json.loads(made.files["devcontainer-feature.json"])["options"]["geminiVersion"]["default"] == newer
