@@ -551,9 +551,16 @@ def pin_cmd(ctx: click.Context, files: tuple[Path, ...], check: bool, registry: 
 @click.option("--dockerfile", is_flag=True,
               help="Also print the Dockerfile lines that run the same install from FOLDER (for plain Docker "
                    "builds; FOLDER relative to the build context).")
+@click.option("--publish", is_flag=True,
+              help="Publish it to REGISTRY/NAMESPACE/features/<id> (as `release` does beside the images) and sign it.")
+@registry_option
+@sign_key_option
+@keyless_option
+@click.option("--json", "as_json", is_flag=True, help="With --publish: print what was published as JSON.")
 @click.pass_context
 @friendly_errors
-def feature_cmd(ctx: click.Context, out_dir: Path, dockerfile: bool) -> None:
+def feature_cmd(ctx: click.Context, out_dir: Path, dockerfile: bool, publish: bool, registry: str | None,
+                sign_key: Path | None, keyless: bool, as_json: bool) -> None:
     """Write the agents Dev Container Feature (devcontainer-feature.json, install.sh), made
     from the variant data: the agents' pins and settings, and Node where an image has none."""
     made = queries.agents_feature(project_of(ctx))
@@ -561,6 +568,10 @@ def feature_cmd(ctx: click.Context, out_dir: Path, dockerfile: bool) -> None:
     note(f"feature {made.id} {made.version} written to {home}")
     if dockerfile:
         click.echo(made.dockerfile_fragment(out_dir.as_posix()), nl=False)
+    if publish:
+        shipped = runner.publish_feature(project_of(ctx), registry, sign_key, keyless, ConsoleObserver())
+        if as_json:
+            click.echo(shipped.model_dump_json(indent=2))
 
 
 @main.command("run-args")

@@ -30,6 +30,7 @@ from builder.model.records import (
     BuildRecord,
     Bump,
     ImageResult,
+    PublishedFeature,
     ReleaseRecord,
     TagPlan,
     TestResults,
@@ -303,11 +304,7 @@ def publish(
         published = publish_stage.apply(plans, record.repository)
         shipped = None
         if agents is not None:
-            made, repository = agents
-            shipped = feature.publish(made, repository, devcontainer_cli.cli_path(settings.project_dir),
-                                      request.sign_key, sign=signing)
-            observer.stage("feature", f"{shipped.reference}@{shipped.digest} "
-                           + ("published" if shipped.pushed else "unchanged") + (", signed" if signing else ""))
+            shipped = _feature_published(settings, *agents, request.sign_key, signing, observer)
         release = ReleaseRecord(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), revision=record.revision,
             version=version, repository=record.repository, over_budget=[str(o) for o in over],
@@ -330,8 +327,34 @@ def _agents_feature(settings: Settings, variants: VariantSet, image_repository: 
     config = settings.config.feature
     if config is None or config.variant not in published:
         return None
+    if config.variant not in variants:
+        raise FactoryError(f"factory.yaml: feature.variant: no variant named '{config.variant}'")
     made = feature.make_feature(variants[config.variant], config, settings)
     return made, feature.repository_of(image_repository.split("/", 1)[0], settings.config.namespace, made.id)
+
+
+def _feature_published(settings: Settings, made: feature.Feature, repository: str, key: Path | None, signing: bool,
+                       observer: Observer) -> PublishedFeature:
+    shipped = feature.publish(made, repository, devcontainer_cli.cli_path(settings.project_dir), key, sign=signing)
+    observer.stage("feature", f"{shipped.reference}@{shipped.digest} "
+                   + ("published" if shipped.pushed else "unchanged, already published")
+                   + (", signed" if signing else ", [yellow]not signed[/]"))
+    return shipped
+
+
+def publish_feature(project: Project, registry: str | None, key: Path | None, keyless: bool,
+                    observer: Observer) -> PublishedFeature:
+    """The agents Feature alone, published as `publish` does beside its variant's images."""
+    settings = project.settings
+    config = settings.config.feature
+    if config is None:
+        raise FactoryError("factory.yaml: no `feature:` section, so no agents Feature is made")
+    target = start_registry(settings, registry)
+    agents = _agents_feature(settings, project.variants, f"{target}/_", {config.variant})
+    if agents is None:
+        raise FactoryError(f"factory.yaml: feature.variant: no variant named '{config.variant}'")
+    key = key or (None if keyless else local_key(target, observer))
+    return _feature_published(settings, *agents, key, key is not None or keyless, observer)
 
 
 @dataclass(frozen=True)

@@ -107,15 +107,17 @@ def _label_args(labels: Sequence[str]) -> list[str]:
     return [arg for label in labels for arg in ("--id-label", label)]
 
 
-def up_argv(cli: str, workspace: Path | str, id_labels: Sequence[str], docker_path: Path | str | None) -> list[str]:
-    argv = [cli, "up", "--workspace-folder", str(workspace), *_label_args(id_labels)]
+def up_argv(cli: str, workspace: Path | str, id_labels: Sequence[str], docker_path: Path | str | None,
+            options: Sequence[str] = ()) -> list[str]:
+    argv = [cli, "up", "--workspace-folder", str(workspace), *_label_args(id_labels), *options]
     return argv + (["--docker-path", str(docker_path)] if docker_path else [])
 
 
 def up(cli: str, workspace: Path, id_labels: Sequence[str], *, host_user: str | None, docker_path: Path | None,
-       timeout: int = 1200) -> DevContainer:
-    """`devcontainer up` for WORKSPACE; a FactoryError carries the CLI's own words."""
-    argv = up_argv(cli, workspace, id_labels, docker_path)
+       timeout: int = 1200, options: Sequence[str] = ()) -> DevContainer:
+    """`devcontainer up` for WORKSPACE (OPTIONS: more of the CLI's own); a FactoryError carries
+    the CLI's own words."""
+    argv = up_argv(cli, workspace, id_labels, docker_path, options)
     proc = tools.run(tools.run_as(host_user, argv), check=False, timeout=timeout)
     outcome = _last_json(proc.stdout)
     if proc.returncode != 0 or outcome.get("outcome") != "success":
