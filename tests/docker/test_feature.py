@@ -49,30 +49,30 @@ def publish_stand_in_node_feature(registry: str, folder: Path) -> str:
     return f"{registry}/devcontainers-{RUN_ID}/features/node"
 
 
-def trusting_this_host(image: str, platform: str, registry: str) -> str:
+def trusting_this_host(image: str, platform: str, registry: str, user: str = "developer") -> str:
     """IMAGE plus this host's locally added CAs in its trust store, as a company image behind a
     TLS-intercepting proxy has them (none added: IMAGE as it is), pushed to REGISTRY: the
     client's feature build resolves its FROM there (a local image of the other architecture
     would be looked for on Docker Hub)."""
     certs = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
-    tag = f"{registry}/feature-start-{RUN_ID}/debian:{platform.split('/')[1]}"
+    tag = f"{registry}/feature-start-{RUN_ID}/{image.rsplit('/', 1)[1].split('@')[0]}:{platform.split('/')[1]}"
     context = Path(subprocess.run(["mktemp", "-d"], capture_output=True, text=True, check=True).stdout.strip())
     (context / "extra-ca.crt").write_text("".join(c.read_text() for c in certs))
     (context / "Dockerfile").write_text(
         f"FROM {image}\nUSER root\nCOPY extra-ca.crt /usr/local/share/ca-certificates/hjk-host.crt\n"
-        "RUN update-ca-certificates\nUSER developer\n" if certs else f"FROM {image}\n")
+        f"RUN update-ca-certificates\nUSER {user}\n" if certs else f"FROM {image}\n")
     subprocess.run(["docker", "buildx", "build", "--push", "--platform", platform, "-t", tag, str(context)],
                    check=True, capture_output=True, text=True)
     return tag
 
 
-def up(image: str, feature: str, folder: Path, label: str) -> tuple[str, str]:
+def up(image: str, feature: str, folder: Path, label: str, user: str = "developer") -> tuple[str, str]:
     """`devcontainer up` of a project whose devcontainer.json takes IMAGE and FEATURE; returns
     the container id and everything the CLI printed. `--buildkit never`: this host's engine
     (20.10) would otherwise fetch a Dockerfile frontend image from Docker Hub."""
     (folder / ".devcontainer").mkdir(parents=True)
     (folder / ".devcontainer" / "devcontainer.json").write_text(json.dumps(
-        {"image": image, "remoteUser": "developer", "features": {feature: {}}}))
+        {"image": image, "remoteUser": user, "features": {feature: {}}}))
     proc = subprocess.run([*cli.up_argv(cli.cli_path(PROJECT_DIR), folder, [label], None, ["--buildkit", "never"])],
                           capture_output=True, text=True, check=False, timeout=1200)
     said = proc.stdout + proc.stderr

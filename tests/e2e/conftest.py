@@ -16,7 +16,7 @@ import pytest
 
 from builder.engine.registry import EmbeddedRegistry
 from builder.engine.state import STATE_ENV
-from builder.model.records import BuildRecord, TestResults, load
+from builder.model.records import BuildRecord, ReleaseRecord, TestResults, load
 from tests.conftest import forget_local_images, free_port, hjk
 
 
@@ -30,6 +30,7 @@ class Release:
     stderr: str
     build: BuildRecord
     results: TestResults
+    release: ReleaseRecord
 
 
 @pytest.fixture(scope="session")
@@ -47,4 +48,5 @@ def released(e2e_registry: EmbeddedRegistry) -> Release:
     proc = hjk("release", "--registry", e2e_registry.address)
     records = Path(os.environ[STATE_ENV]) / "records"
     return Release(e2e_registry, proc.stdout, proc.stderr,
-                   load(records / "build.json", BuildRecord), load(records / "test.json", TestResults))
+                   load(records / "build.json", BuildRecord), load(records / "test.json", TestResults),
+                   load(records / "release.json", ReleaseRecord))
