@@ -630,7 +630,9 @@ def lint(ctx: click.Context) -> None:
     settings = settings_of(ctx)
     variants = project_of(ctx).variants.select([])
     rendered = render_stage.render_all(variants, settings)
-    made = queries.agents_feature(project_of(ctx)) if settings.config.feature else None
+    # a fork without the Feature's variant makes no Feature (`feature` itself says so)
+    agents = settings.config.feature
+    made = queries.agents_feature(project_of(ctx)) if agents and agents.variant in project_of(ctx).variants else None
     generated = {f"feature {made.id}/{name}": text for name, text in made.files.items()
                  if text.startswith("#!")} if made else {}
     findings = lint_stage.lint(settings, rendered, [v.path for v in variants], main, generated)

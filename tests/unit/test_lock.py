@@ -46,7 +46,7 @@ def test_a_tool_version_that_does_not_exist_fails_and_leaves_the_lock_untouched(
     before = lockfile.read_text()
     base = tmp_path / "variants" / "base.yaml"
     text = base.read_text()
-    base.write_text(text.replace('"@openai/codex", version: 0.171.0', '"@openai/codex", version: 0.0.999999'))
+    base.write_text(text.replace('"@openai/codex"\n    version: 0.171.0', '"@openai/codex"\n    version: 0.0.999999'))
     proc = hjk("--config", str(overlay), "lock", check=False)
     assert proc.returncode == 1
     assert "tool base/codex: @openai/codex 0.0.999999 does not exist on the npm registry" in proc.stderr
@@ -57,7 +57,7 @@ def test_update_reports_what_moved(tmp_path: Path) -> None:
     overlay = fork(tmp_path)
     base = tmp_path / "variants" / "base.yaml"
     text = base.read_text()
-    base.write_text(text.replace('"@openai/codex", version: 0.171.0', '"@openai/codex", version: 0.169.0'))
+    base.write_text(text.replace('"@openai/codex"\n    version: 0.171.0', '"@openai/codex"\n    version: 0.169.0'))
     # one tool: the root's digests are made again only for the root (docker tier)
     proc = hjk("--config", str(overlay), "lock", "--update", "--only", "codex")
     assert proc.stdout.splitlines() == ["tool base/codex: 0.171.0 -> 0.169.0"]
