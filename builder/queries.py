@@ -17,6 +17,7 @@ from builder.model.records import BuildRecord, ImageDiff, PlatformBuild, Release
 from builder.model.variants import ROOT
 from builder.project import Project, default_release_path, registry_address, start_registry
 from builder.stages import feature, lock, root
+from builder.stages import publish as publish_stage
 from builder.stages.plan import repository
 
 
@@ -147,20 +148,9 @@ def image_diffs(old: str, new: str, *, packages: bool = True) -> list[ImageDiff]
     who has OLD must pull, and (PACKAGES) the packages that moved, read from both images."""
     diffs = []
     for variant, before, after in _compared(old, new):
-        old_index, new_index = oci.inspect(before), oci.inspect(after)
-        for platform, digest in sorted(new_index.platforms.items()):
-            new_ref = f"{oci.repository_of(after)}@{digest}"
-            old_digest = old_index.platforms.get(platform)
-            old_ref = f"{oci.repository_of(before)}@{old_digest}" if old_digest else ""
-            have = {d for d, _ in oci.layers_of(old_ref)} if old_ref else set()
-            layers = oci.layers_of(new_ref)
-            fresh = [(d, size) for d, size in layers if d not in have]
-            diffs.append(ImageDiff(
-                variant=variant, platform=platform, old=old_ref or "(none)", new=new_ref,
-                shared_layers=len(layers) - len(fresh), new_layers=len(fresh),
-                bytes_to_pull=sum(size for _, size in fresh), new_bytes=sum(size for _, size in layers),
-                packages=_package_moves(old_ref, new_ref, platform) if packages and old_ref else [],
-            ))
+        for diff in publish_stage.pull_costs(variant, before, after):
+            moved = _package_moves(diff.old, diff.new, diff.platform) if packages and diff.old != "(none)" else []
+            diffs.append(diff.model_copy(update={"packages": moved}))
     return diffs
 
 

@@ -302,6 +302,8 @@ def publish(
         else:
             observer.stage("provenance", "[yellow]no provenance: nothing to sign it with[/]")
         published = publish_stage.apply(plans, record.repository)
+        costs = [cost for v in published if v.previous
+                 for cost in publish_stage.pull_costs(v.variant, v.previous, f"{v.repository}@{v.index_digest}")]
         shipped = None
         if agents is not None:
             shipped = _feature_published(settings, *agents, request.sign_key, signing, observer)
@@ -310,7 +312,7 @@ def publish(
             version=version, repository=record.repository, over_budget=[str(o) for o in over],
             root_drift=list(record.root.drift), scope=list(request.only),
             test_deviations=[d for d in results.deviations if d.split(" ", 1)[0] in wanted],
-            vulnerability_scan=request.vulnerability_scan, feature=shipped,
+            vulnerability_scan=request.vulnerability_scan, feature=shipped, pull_costs=costs,
             variants=[v.model_copy(update={"sizes": {b.platform: b.sizes for b in record.builds_of(v.variant)
                                                      if b.sizes}}) for v in published],
         )

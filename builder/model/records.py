@@ -237,12 +237,31 @@ class PublishedVariant(Record):
     tags: list[str]
     moved: list[str]
     """Tags that pointed elsewhere (or nowhere) before this publish."""
+    previous: str | None = None
+    """repository@digest its first tag held before this publish (None: nothing, or the same)."""
     sizes: dict[str, ImageSize] = Field(default_factory=dict)
     """Platform -> what its image weighs (from the build record)."""
 
     @property
     def pinned(self) -> str:
         return f"{self.repository}:{self.tags[0]}@{self.index_digest}"
+
+
+class ImageDiff(Record):
+    """What a user who has OLD pulls to get NEW (one variant, one platform)."""
+
+    variant: str
+    platform: str
+    old: str
+    new: str
+    shared_layers: int
+    new_layers: int
+    bytes_to_pull: int
+    """Compressed: the NEW layers OLD doesn't have."""
+    new_bytes: int
+    """NEW's compressed total."""
+    packages: list[str] = Field(default_factory=list)
+    """'debian NAME OLD -> NEW' / 'npm NAME OLD -> NEW', one per package that moved."""
 
 
 class PublishedFeature(Record):
@@ -281,6 +300,8 @@ class ReleaseRecord(Record):
     """What scanned the published digests, or why nothing did."""
     feature: PublishedFeature | None = None
     """The agents Feature, when this release published its variant."""
+    pull_costs: list[ImageDiff] = Field(default_factory=list)
+    """Per moved variant and platform: what a user of the image its tag held before pulls."""
 
 
 @dataclass(frozen=True)
@@ -325,20 +346,3 @@ class Bump(Record):
     @property
     def moves(self) -> bool:
         return self.target is not None
-
-
-class ImageDiff(Record):
-    """What a user who has OLD pulls to get NEW (one variant, one platform)."""
-
-    variant: str
-    platform: str
-    old: str
-    new: str
-    shared_layers: int
-    new_layers: int
-    bytes_to_pull: int
-    """Compressed: the NEW layers OLD doesn't have."""
-    new_bytes: int
-    """NEW's compressed total."""
-    packages: list[str] = Field(default_factory=list)
-    """'debian NAME OLD -> NEW' / 'npm NAME OLD -> NEW', one per package that moved."""

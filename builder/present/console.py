@@ -106,6 +106,8 @@ class ConsoleObserver:
         show(table)
         for v in release.variants:
             click.echo(v.pinned)
+        if release.pull_costs:  # what users of the images the tags held before pull now
+            show(report.diff_table(release.pull_costs))
         note(f"release record: {saved}")
 
     def stage(self, name: str, outcome: str) -> None:

@@ -14,7 +14,7 @@ import time
 from builder.engine import oci
 from builder.model.config import TagScheme
 from builder.model.errors import FactoryError
-from builder.model.records import BuildRecord, PublishedVariant, TagPlan, TestResults
+from builder.model.records import BuildRecord, ImageDiff, PublishedVariant, TagPlan, TestResults
 
 TAG_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 
@@ -112,8 +112,11 @@ def apply(plans: list[TagPlan], repository: str, settle: float = SETTLE_SECONDS)
     least, and twice the slowest tag write): a registry
     has no compare-and-swap, so of two runs writing the same tag at once the one whose
     digest stays wins and the other stops there. Moving tags follow only then."""
-    moved = {plan.variant: [t for t in plan.tags if _current_digest(f"{repository}:{t}") != plan.index_digest]
-             for plan in plans}
+    held = {(plan.variant, t): _current_digest(f"{repository}:{t}") for plan in plans for t in plan.tags}
+    moved = {plan.variant: [t for t in plan.tags if held[plan.variant, t] != plan.index_digest] for plan in plans}
+    # what the variant's first tag held before: the image its users have now
+    before = {plan.variant: next((f"{repository}@{d}" for d in [held[plan.variant, plan.tags[0]]]
+                                  if d and d != plan.index_digest), None) for plan in plans}
     claimed: list[tuple[TagPlan, str]] = []
     slowest = 0.0
     for plan in plans:
@@ -141,8 +144,29 @@ def apply(plans: list[TagPlan], repository: str, settle: float = SETTLE_SECONDS)
         for tag in (t for t in moved[plan.variant] if t not in plan.immutable):
             _write_tag(repository, tag, plan.source)
     return [PublishedVariant(variant=plan.variant, repository=repository, index_digest=plan.index_digest,
-                             platforms=plan.platforms, tags=plan.tags, moved=moved[plan.variant])
+                             platforms=plan.platforms, tags=plan.tags, moved=moved[plan.variant],
+                             previous=before[plan.variant])
             for plan in plans]
+
+
+def pull_costs(variant: str, old: str | None, new: str) -> list[ImageDiff]:
+    """Per platform of the index NEW: the layers a user who has the index OLD (None: nothing)
+    already holds, and the compressed bytes they pull for the rest."""
+    repository = oci.repository_of(new)
+    old_platforms = oci.inspect(old).platforms if old else {}
+    diffs = []
+    for platform, digest in sorted(oci.inspect(new).platforms.items()):
+        old_digest = old_platforms.get(platform)
+        old_ref = f"{oci.repository_of(old)}@{old_digest}" if old and old_digest else ""
+        have = {d for d, _ in oci.layers_of(old_ref)} if old_ref else set()
+        layers = oci.layers_of(f"{repository}@{digest}")
+        fresh = [(d, size) for d, size in layers if d not in have]
+        diffs.append(ImageDiff(
+            variant=variant, platform=platform, old=old_ref or "(none)", new=f"{repository}@{digest}",
+            shared_layers=len(layers) - len(fresh), new_layers=len(fresh),
+            bytes_to_pull=sum(size for _, size in fresh), new_bytes=sum(size for _, size in layers),
+        ))
+    return diffs
 
 
 def _write_tag(repository: str, tag: str, source: str) -> None:

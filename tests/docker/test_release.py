@@ -189,3 +189,37 @@ def test_a_team_dockerfile_pinned_to_an_older_parent_builds_on_that_digest(
     (team,) = built.builds
     labels = json.loads(oci.config_of(f"{repo}@{team.digest}"))["config"]["Labels"]
     assert labels["org.opencontainers.image.base.digest"] == oci.inspect(f"{repo}@{older}").platforms["linux/amd64"]
+
+
+def test_a_release_that_moves_a_tag_says_what_its_users_pull(
+    fixture_build: FixtureBuild, tmp_path: Path, tiny_released: None,
+) -> None:
+    """The release record and table: for the image the tag held before, the layers a user
+    already has (tiny's and the unchanged ones) and the bytes of the rest."""
+    from tests.docker.test_build import fork_of_fixtures
+
+    overlay = fork_of_fixtures(tmp_path)
+    # two releases of one commit: without the immutable `-sha-<commit>` tag, which can't move
+    overlay.write_text(overlay.read_text() + "tags:\n  sha: null\n")
+    variants = tmp_path / "variants"
+    (variants / "leafcost.yaml").write_text(
+        "name: leafcost\nparent: tiny\ntemplate: variant.Dockerfile.j2\n"
+        "fragments:\n  root: [fragments/leafcost.j2]\n")
+    fragment = variants / "fragments" / "leafcost.j2"
+    made = []
+    for word in ("first", "second"):
+        fragment.write_text(f"RUN echo {word} {tmp_path.name} > /etc/leafcost\n")
+        proc = release(fixture_build, "--variant", "leafcost", "--platform", "linux/amd64", config=overlay)
+        assert proc.returncode == 0, proc.stderr
+        made.append(load(records() / "release.json", ReleaseRecord))
+    first, second = made
+    assert first.pull_costs == []  # nothing was tagged leafcost before
+    (cost,) = second.pull_costs
+    assert cost.variant == "leafcost" and cost.platform == "linux/amd64"
+    new_layers = oci.layers_of(cost.new)
+    have = {d for d, _ in oci.layers_of(cost.old)}
+    assert cost.old.endswith(first.variants[0].platforms["linux/amd64"])
+    assert cost.new_layers == len([d for d, _ in new_layers if d not in have]) >= 1
+    assert cost.shared_layers == len(oci.layers_of(cost.new)) - cost.new_layers > 0
+    assert cost.bytes_to_pull == sum(size for d, size in new_layers if d not in have)
+    assert "what an update costs to pull" in proc.stdout
