@@ -18,6 +18,7 @@ version managers expect:
 from __future__ import annotations
 
 import functools
+import gzip
 import hashlib
 import http.server
 import io
@@ -56,7 +57,7 @@ def tar_gz(members: dict[str, bytes], executable: frozenset[str] = frozenset()) 
     scripts and the names in EXECUTABLE are executable."""
     folders = {str(parent) for name in members for parent in Path(name).parents if str(parent) != "."}
     buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz", compresslevel=1) as tar:
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
         for folder in sorted(folders):
             info = tarfile.TarInfo(folder)
             info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 1_700_000_000
@@ -67,7 +68,8 @@ def tar_gz(members: dict[str, bytes], executable: frozenset[str] = frozenset()) 
             info.mode = 0o755 if data.startswith(b"#!") or name in executable else 0o644
             info.mtime = 1_700_000_000
             tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    # the gzip header's time fixed too: the same members make the same bytes (and checksum) every run
+    return gzip.compress(buffer.getvalue(), compresslevel=1, mtime=0)
 
 
 def _sha256(data: bytes) -> str:

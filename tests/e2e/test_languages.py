@@ -5,6 +5,7 @@ and real CPython compiled by pyenv from that mirror."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,14 +34,28 @@ languages:
 @pytest.fixture(scope="module")
 def upstream(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstream]:
     downloads = Path(os.environ[STATE_ENV]) / "cache" / "language-downloads"
-    with serve_upstream(tmp_path_factory.mktemp("upstream"), free_port(), downloads,
+    with serve_upstream(tmp_path_factory.mktemp("upstream"), steady_port(UPSTREAM_PORT), downloads,
                         python=("3.12.8", "3.11.9", REAL_PYTHON), node=("22.14.0",), rust=("1.83.0",)) as served:
         yield served
 
 
+UPSTREAM_PORT = 47631
+"""The mirror's URL and its files (same bytes every run) are part of the build contexts, so on
+one port a later run reuses the images an earlier one built (a compiled CPython among them)."""
+
+
+def steady_port(preferred: int) -> int:
+    """PREFERRED when it is free, else any free port (then the language images build anew)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            return free_port()
+    return preferred
+
+
 def fork_with(tmp_path: Path, upstream: Upstream, variants: dict[str, str]) -> Path:
-    """A fork whose languages download from UPSTREAM. The mirror's URL (a free port) is part
-    of the build context, so each run builds anew: the overlay drops the immutable
+    """A fork whose languages download from UPSTREAM. The overlay drops the immutable
     `-sha-<commit>` tag, which a second run of the same commit would be refused to move."""
     overlay = fork_variants(tmp_path, PROJECT_DIR / "variants", yaml.safe_dump({
         "language_sources": upstream.sources, "tags": {"sha": None},
