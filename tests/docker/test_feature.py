@@ -196,3 +196,27 @@ def test_an_unsupported_image_fails_in_one_clear_line(
         capture_output=True, text=True, check=False, timeout=300)
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1] == expected
+
+
+def test_the_dockerfile_lines_install_the_same_in_a_plain_build(
+    published: Published, fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    """`feature --dockerfile`: a team that builds with plain Docker gets the same install."""
+    tiny = next(b for b in fixture_build.record.builds_of("tiny") if b.platform == "linux/amd64")
+    start = trusting_this_host(f"{fixture_build.record.repository}@{tiny.digest}", "linux/amd64",
+                               fixture_build.registry.address)
+    fragment = hjk("--config", str(published.overlay), "feature", "--out", str(tmp_path / "agents-feature"),
+                   "--dockerfile").stdout
+    (tmp_path / "Dockerfile").write_text(f"FROM {start}\n{fragment.replace(str(tmp_path) + '/', '')}"
+                                         "USER developer\n")
+    tag = f"hjk-feature-plain:{RUN_ID}"
+    try:
+        subprocess.run(["docker", "buildx", "build", "--load", "-t", tag, str(tmp_path)],
+                       check=True, capture_output=True, text=True)
+        answers = subprocess.run(
+            ["docker", "run", "--rm", "--label", f"{TEST_LABEL}={RUN_ID}", tag, "sh", "-c",
+             f"id -un; json5 --version; js-yaml --version; cat {SETTING[0]}; echo $JS_YAML_NO_UPDATE"],
+            capture_output=True, text=True, check=True).stdout.split("\n")
+        assert answers[:5] == ["developer", AGENTS["json5"], AGENTS["js-yaml"], SETTING[1], "1"]
+    finally:
+        subprocess.run(["docker", "image", "rm", "-f", tag], capture_output=True, check=False)
