@@ -869,10 +869,15 @@ def new_variant(ctx: click.Context, name: str, parent: str) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON instead of a table.")
 @click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
               help="Also write the table as Markdown here (a pull request body).")
+@click.option("--pins", "pin_files", multiple=True, metavar="DOCKERFILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Also move the factory FROM pins of this team Dockerfile to what the registry's tags hold "
+                   "now, as `pin` does (repeatable); they join the same table.")
+@registry_option
 @click.pass_context
 @friendly_errors
 def bump_cmd(ctx: click.Context, only: tuple[str, ...], group: str | None, dry_run: bool, check: bool,
-             as_json: bool, markdown: Path | None) -> None:
+             as_json: bool, markdown: Path | None, pin_files: tuple[Path, ...], registry: str | None) -> None:
     """Move every tool pin to the newest release its source offers, within its policy.
 
     npm: the `latest` dist-tag; PyPI: the newest final release; apt: the version the
@@ -882,7 +887,8 @@ def bump_cmd(ctx: click.Context, only: tuple[str, ...], group: str | None, dry_r
     yanked releases are never chosen. The variant files keep their comments and layout;
     the lock is rewritten to match. Nothing is written when a source can't be reached.
     """
-    outcome = runner.bump(project_of(ctx), runner.BumpRequest(list(only), group, dry_run or check), ConsoleObserver())
+    outcome = runner.bump(project_of(ctx), runner.BumpRequest(list(only), group, dry_run or check, list(pin_files),
+                                                              registry), ConsoleObserver())
     bumps = outcome.bumps
     if as_json:
         click.echo(json.dumps([b.model_dump() for b in bumps], indent=2))

@@ -120,6 +120,9 @@ class BumpRequest:
     group: str | None = None
     dry_run: bool = False
     """Write nothing (--dry-run and --check)."""
+    dockerfiles: list[Path] = field(default_factory=list)
+    """Team Dockerfiles whose factory FROM lines move to what the registry's tags hold now."""
+    registry: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,27 +133,42 @@ class BumpOutcome:
 
 
 def bump(project: Project, request: BumpRequest, observer: Observer) -> BumpOutcome:
-    """Ask every selected tool's source for its newest allowed release; unless it is a dry
-    run, write the moves into the variant files and the lock, all of them or nothing."""
+    """Ask every selected tool's source for its newest allowed release, and the registry what
+    the tags a team's Dockerfiles name hold now; unless it is a dry run, write the moves into
+    the variant files, the lock and the Dockerfiles, all of them or nothing."""
     settings, variants = project.settings, project.variants
     chosen = bump_stage.selected_tools(variants, request.only, settings.config.bump.groups, request.group,
                                        client_tools(settings.config))
     observer.note(f"asking the sources of {len(chosen)} tool(s)")
-    bumps = bump_stage.check_all(settings, chosen, dt.datetime.now(dt.UTC))
+    tools = bump_stage.check_all(settings, chosen, dt.datetime.now(dt.UTC))
+    pins = pin(project, request.registry, request.dockerfiles, check=True) if request.dockerfiles else []
+    bumps = [*tools, *(pin_stage.as_bump(line) for line in pins)]
     if request.dry_run or any(b.unreachable for b in bumps) or not any(b.moves for b in bumps):
         return BumpOutcome(bumps, [])
+    written: list[Path] = []
+    undos: list[Callable[[], None]] = []
     with project_files.editing(lock.lock_path(settings)):  # the variant files and the lock move together
-        agents = settings.config.feature
-        written, undo = bump_stage.apply(variants, bumps, settings.file_declaring("clients"),
-                                         (settings.file_declaring("feature.version"), agents) if agents else None)
         try:
-            settings = load_settings(settings.overlay_path, settings.project_dir)  # a client's pin may have moved
-            edited = variants_of(settings)  # the edited files must still load
-            lock.update(settings, edited, None, lock.root_pins(settings, project.locked), verify_tools=False)
+            if any(b.moves for b in tools):
+                agents = settings.config.feature
+                files, undo = bump_stage.apply(variants, tools, settings.file_declaring("clients"),
+                                               (settings.file_declaring("feature.version"), agents) if agents else None)
+                written += files
+                undos.append(undo)
+                settings = load_settings(settings.overlay_path, settings.project_dir)  # a client's pin may have moved
+                edited = variants_of(settings)  # the edited files must still load
+                lock.update(settings, edited, None, lock.root_pins(settings, project.locked), verify_tools=False)
+                written.append(lock.lock_path(settings))
+            if any(not line.current for line in pins):
+                behind = sorted({line.path for line in pins if not line.current})
+                undos.append(project_files.write_together(pin_stage.pinned_texts(behind, settings.config.image,
+                                                                                  {ln.variant: ln.now for ln in pins})))
+                written += behind
         except BaseException:
-            undo()
+            for undo in reversed(undos):
+                undo()
             raise
-    return BumpOutcome(bumps, [*written, lock.lock_path(settings)])
+    return BumpOutcome(bumps, written)
 
 
 def build_options(settings: Settings, **overrides: object) -> build_stage.BuildOptions:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.model.dockerfile import factory_froms
+from builder.model.records import Bump
 
 
 @dataclass(frozen=True)
@@ -50,3 +51,15 @@ def pinned_text(text: str, path: Path, image: str, digests: dict[str, str]) -> s
         index = found.line - 1
         lines[index] = lines[index].replace(found.ref, f"{found.unpinned_ref}@{digests[found.variant]}", 1)
     return "".join(lines)
+
+
+def as_bump(line: PinLine) -> Bump:
+    """A FROM line as a row of `bump`'s table: the file, the line, from and to."""
+    return Bump(variant=str(line.path), tool=f"FROM :{line.variant} (line {line.line})", source="registry",
+                current=line.was or "(unpinned)", status="current" if line.current else "bump",
+                target=None if line.current else line.now)
+
+
+def pinned_texts(paths: list[Path], image: str, digests: dict[str, str]) -> dict[Path, str]:
+    """Each file of PATHS with its factory FROM lines pinned to DIGESTS."""
+    return {path: pinned_text(path.read_text(encoding="utf-8"), path, image, digests) for path in paths}

@@ -110,6 +110,7 @@ def test_pin_writes_the_published_digest_and_check_names_the_line_behind(
 ) -> None:
     """`pin` writes tiny's published index digest into a team Dockerfile; after tiny's tag
     moves (a new release), `pin --check` exits 1 naming the line, and `pin` moves it."""
+    import json
     import subprocess
 
     from tests.docker.test_dockerfile_mode import team_project
@@ -129,6 +130,16 @@ def test_pin_writes_the_published_digest_and_check_names_the_line_behind(
                      check=False)
         assert behind.returncode == 1
         assert f"{dockerfile}:1: FROM ...:tiny is pinned to {tiny}, the registry's :tiny is " in behind.stdout
+        # `bump --pins` moves the same line, a row of its table
+        newer = oci.lookup(f"{repo}:tiny")
+        rows = json.loads(hjk("--config", str(FIXTURE_CONFIG), "bump", "--pins", str(dockerfile), "--registry",
+                              registry, "--json").stdout)
+        assert [(r["variant"], r["tool"], r["current"], r["target"]) for r in rows if r["source"] == "registry"] == \
+            [(str(dockerfile), "FROM :tiny (line 1)", tiny, newer)]
+        assert f"FROM ghcr.io/fixture/images:tiny@{newer}\n" in dockerfile.read_text()
+        again = json.loads(hjk("--config", str(FIXTURE_CONFIG), "bump", "--pins", str(dockerfile), "--registry",
+                               registry, "--dry-run", "--json").stdout)
+        assert [(r["status"], r["target"]) for r in again if r["source"] == "registry"] == [("current", None)]
     finally:
         subprocess.run(["docker", "buildx", "imagetools", "create", "-t", f"{repo}:tiny", f"{repo}@{tiny}"],
                        check=True, capture_output=True)
