@@ -1,6 +1,7 @@
 """The agents Feature on images that aren't ours, started by the real Dev Containers CLI from
 the registry, both platforms: a Debian 13 made by our root bootstrap, with no Node (the
-fixture `tiny`), then the image that already has everything (the Feature must keep it).
+fixture `tiny`), then the image that already has everything (the Feature must keep it);
+and a Debian 12 root, no user and no curl, on amd64.
 
 The Feature is made from a fixture variant's data: two small npm tools stand in for the
 agents (the real agents are the e2e tier's), with a setting file and a variable each way.
@@ -19,7 +20,7 @@ import pytest
 from builder.engine import cosign, oci, state
 from builder.engine import devcontainer as cli
 from builder.model.records import PublishedFeature
-from tests.conftest import PROJECT_DIR, RUN_ID, TEST_LABEL, hjk
+from tests.conftest import FIXTURE_CONFIG, PROJECT_DIR, RUN_ID, TEST_LABEL, hjk
 from tests.docker.conftest import FixtureBuild, namespaced
 from tests.docker.test_build import node_and_npm
 
@@ -220,3 +221,26 @@ def test_the_dockerfile_lines_install_the_same_in_a_plain_build(
         assert answers[:5] == ["developer", AGENTS["json5"], AGENTS["js-yaml"], SETTING[1], "1"]
     finally:
         subprocess.run(["docker", "image", "rm", "-f", tag], capture_output=True, check=False)
+
+
+def test_on_a_second_debian_suite_the_feature_installs_the_same(
+    published: Published, fixture_build: FixtureBuild, tmp_path: Path,
+) -> None:
+    """Debian 12, made by our root bootstrap (no user, no Node), amd64: an Ubuntu root can't be
+    made here (ports.ubuntu.com, Ubuntu's arm64 archive, is out of reach; so is any image pull)."""
+    overlay = tmp_path / "bookworm.yaml"
+    overlay.write_text(f"namespace: bookworm-{RUN_ID}\nimage: images\nvariants_dir: {FIXTURE_CONFIG.parent}/variants\n"
+                       "root:\n  bootstrap:\n    suite: bookworm\n")
+    root = hjk("--config", str(overlay), "root", "bootstrap", "--registry", fixture_build.registry.address,
+               "--platform", "linux/amd64").stdout.strip().splitlines()[-1]
+    start = trusting_this_host(root, "linux/amd64", fixture_build.registry.address, user="root")
+    label = f"{TEST_LABEL}=feature-{uuid.uuid4().hex[:8]}"
+    try:
+        _, said = up(start, f"{published.feature.repository}:1", tmp_path / "ws", label, user="root")
+        assert "agents feature: installing curl" in said and "hjk: tool node" in said
+        answers = as_user(tmp_path / "ws", label, ". /etc/os-release; echo $VERSION_ID; node --version; "
+                          "json5 --version; js-yaml --version")
+        assert answers.split() == ["12", answers.split()[1], AGENTS["json5"], AGENTS["js-yaml"]]
+        assert answers.split()[1].startswith("v22.")
+    finally:
+        cli.remove(label)
