@@ -288,8 +288,9 @@ def publish(
         for overrun in over:
             observer.note(f"[yellow]allowed over budget: {overrun}[/]")
         agents = _agents_feature(settings, variants, record.repository, set(declared))
-        if agents is not None:  # a version published with other files stops the release here
+        if agents is not None:  # a version published with other files, or no CLI to publish it, stops it here
             made, repository = agents
+            feature_cli = devcontainer_cli.cli_path(settings.project_dir)
             found = feature.published_digest(made, repository)
             observer.note(f"feature {made.id} {made.version}: " + (f"in {repository} already, the same files"
                                                                     if found else f"to publish to {repository}"))
@@ -324,7 +325,7 @@ def publish(
                  for cost in publish_stage.pull_costs(v.variant, v.previous, f"{v.repository}@{v.index_digest}")]
         shipped = None
         if agents is not None:
-            shipped = _feature_published(settings, *agents, request.sign_key, signing, observer)
+            shipped = _feature_published(feature_cli, *agents, request.sign_key, signing, observer)
         release = ReleaseRecord(
             created=dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"), revision=record.revision,
             version=version, repository=record.repository, over_budget=[str(o) for o in over],
@@ -353,9 +354,9 @@ def _agents_feature(settings: Settings, variants: VariantSet, image_repository: 
     return made, feature.repository_of(image_repository.split("/", 1)[0], settings.config.namespace, made.id)
 
 
-def _feature_published(settings: Settings, made: feature.Feature, repository: str, key: Path | None, signing: bool,
+def _feature_published(cli: str, made: feature.Feature, repository: str, key: Path | None, signing: bool,
                        observer: Observer) -> PublishedFeature:
-    shipped = feature.publish(made, repository, devcontainer_cli.cli_path(settings.project_dir), key, sign=signing)
+    shipped = feature.publish(made, repository, cli, key, sign=signing)
     observer.stage("feature", f"{shipped.reference}@{shipped.digest} "
                    + ("published" if shipped.pushed else "unchanged, already published")
                    + (", signed" if signing else ", [yellow]not signed[/]"))
@@ -374,7 +375,8 @@ def publish_feature(project: Project, registry: str | None, key: Path | None, ke
     if agents is None:
         raise FactoryError(f"factory.yaml: feature.variant: no variant named '{config.variant}'")
     key = key or (None if keyless else local_key(target, observer))
-    return _feature_published(settings, *agents, key, key is not None or keyless, observer)
+    cli = devcontainer_cli.cli_path(settings.project_dir)
+    return _feature_published(cli, *agents, key, key is not None or keyless, observer)
 
 
 @dataclass(frozen=True)

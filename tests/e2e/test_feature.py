@@ -46,7 +46,7 @@ def test_the_release_published_the_feature_it_makes_and_signed_it(released: Rele
     assert shipped is not None and shipped.signed
     assert shipped.repository == f"{released.registry.address}/gilmanlab/features/agents"
     hjk("feature", "--out", str(tmp_path))
-    held = oci.artifact_files(f"{shipped.reference}@{shipped.digest}")
+    held = oci.artifact_files(f"{shipped.repository}@{shipped.digest}")
     assert held == {p.name: p.read_bytes() for p in (tmp_path / "agents").iterdir()}
     metadata = json.loads(held["devcontainer-feature.json"])
     assert {a: metadata["options"][f"{a}Version"]["default"] for a in AGENTS} == \

@@ -24,7 +24,10 @@ def test_the_tutorial_publishes_a_team_image(e2e_registry: EmbeddedRegistry, tmp
     shutil.copytree(PROJECT_DIR, fork, ignore=shutil.ignore_patterns(".venv", ".git", ".tools", "*_cache", "out"))
     env = {
         **os.environ,
-        "PATH": f"{PROJECT_DIR / '.venv' / 'bin'}:{os.environ['PATH']}",
+        # the fork as `make setup` leaves it: the virtualenv, and the pinned Dev Containers CLI a
+        # release publishes the agents Feature with
+        "PATH": f"{PROJECT_DIR / '.venv' / 'bin'}:{PROJECT_DIR / '.tools' / 'node_modules' / '.bin'}:"
+                f"{os.environ['PATH']}",
         "HJK_PROJECT_DIR": str(fork),
         "HJK_REGISTRY": e2e_registry.address,
     }
