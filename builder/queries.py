@@ -156,9 +156,4 @@ def image_diffs(old: str, new: str, *, packages: bool = True) -> list[ImageDiff]
 
 def agents_feature(project: Project) -> feature.Feature:
     """The agents Feature the factory config describes, made from its variant's tools."""
-    config = project.settings.config.feature
-    if config is None:
-        raise FactoryError("factory.yaml: no `feature:` section, so no agents Feature is made")
-    if config.variant not in project.variants:
-        raise FactoryError(f"factory.yaml: feature.variant: no variant named '{config.variant}'")
-    return feature.make_feature(project.variants[config.variant], config, project.settings)
+    return feature.configured(project.variants, project.settings)

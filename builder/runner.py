@@ -348,9 +348,7 @@ def _agents_feature(settings: Settings, variants: VariantSet, image_repository: 
     config = settings.config.feature
     if config is None or config.variant not in published:
         return None
-    if config.variant not in variants:
-        raise FactoryError(f"factory.yaml: feature.variant: no variant named '{config.variant}'")
-    made = feature.make_feature(variants[config.variant], config, settings)
+    made = feature.configured(variants, settings)
     return made, feature.repository_of(image_repository.split("/", 1)[0], settings.config.namespace, made.id)
 
 
@@ -367,16 +365,12 @@ def publish_feature(project: Project, registry: str | None, key: Path | None, ke
                     observer: Observer) -> PublishedFeature:
     """The agents Feature alone, published as `publish` does beside its variant's images."""
     settings = project.settings
-    config = settings.config.feature
-    if config is None:
-        raise FactoryError("factory.yaml: no `feature:` section, so no agents Feature is made")
+    made = feature.configured(project.variants, settings)
     target = start_registry(settings, registry)
-    agents = _agents_feature(settings, project.variants, f"{target}/_", {config.variant})
-    if agents is None:
-        raise FactoryError(f"factory.yaml: feature.variant: no variant named '{config.variant}'")
+    repository = feature.repository_of(target, settings.config.namespace, made.id)
     key = key or (None if keyless else local_key(target, observer))
     cli = devcontainer_cli.cli_path(settings.project_dir)
-    return _feature_published(cli, *agents, key, key is not None or keyless, observer)
+    return _feature_published(cli, made, repository, key, key is not None or keyless, observer)
 
 
 @dataclass(frozen=True)
@@ -547,6 +541,5 @@ def pin(project: Project, registry: str | None, files: list[Path], *, check: boo
     digests = published_digests(project, registry, pin_stage.variants_named(texts, image))
     lines = pin_stage.pin_lines(texts, image, digests)
     if not check:
-        project_files.write_together({path: pin_stage.pinned_text(text, path, image, digests)
-                                      for path, text in texts.items()})
+        project_files.write_together(pin_stage.pinned_texts(files, image, digests))
     return lines

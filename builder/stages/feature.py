@@ -16,7 +16,7 @@ from builder.model.config import FeatureConfig, Settings
 from builder.model.errors import FactoryError
 from builder.model.files import write_atomically
 from builder.model.records import PublishedFeature
-from builder.model.variants import Tool, Variant
+from builder.model.variants import Tool, Variant, VariantSet
 from builder.stages.templating import environment
 
 HELPER = "install-archive"
@@ -77,7 +77,7 @@ class Feature:
         return (
             f"# The {self.id} Feature {self.version} (hjk-images feature --dockerfile): the agent CLIs at\n"
             "# the factory's pins, their settings, and Node where the image has none. Options as\n"
-            f"# in devcontainer-feature.json, e.g. {Agent('claude', '', '', ()).enabled_env}=false.\n"
+            f"# in devcontainer-feature.json, e.g. {option_env('claude')}=false.\n"
             "USER root\n"
             f"RUN --mount=type=bind,source={context_folder}/{self.id},target={SCRIPT_MOUNT} \\\n"
             f"    sh {SCRIPT_MOUNT}/install.sh\n"
@@ -90,6 +90,16 @@ def _tool(variant: Variant, name: str, field: str) -> Tool:
     if tool is None:
         raise FactoryError(f"factory.yaml: feature.{field}: variant '{variant.name}' has no tool '{name}'")
     return tool
+
+
+def configured(variants: VariantSet, settings: Settings) -> Feature:
+    """The Feature the factory config's `feature:` describes, from its variant in VARIANTS."""
+    config = settings.config.feature
+    if config is None:
+        raise FactoryError("factory.yaml: no `feature:` section, so no agents Feature is made")
+    if config.variant not in variants:
+        raise FactoryError(f"factory.yaml: feature.variant: no variant named '{config.variant}'")
+    return make_feature(variants[config.variant], config, settings)
 
 
 def make_feature(variant: Variant, config: FeatureConfig, settings: Settings) -> Feature:
