@@ -29,11 +29,9 @@ from builder.present import report
 from builder.present.console import ConsoleObserver, err_console, note, out_console, show, stage_table
 from builder.present.plot import size_plot
 from builder.stages import lint as lint_stage
-from builder.stages import lock as lock_stage
+from builder.stages import lock, root, scaffold, sign, smoke
 from builder.stages import plan as plan_stage
 from builder.stages import render as render_stage
-from builder.stages import root as rootfs
-from builder.stages import scaffold, sign, smoke
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -210,12 +208,12 @@ def registry_status(ctx: click.Context, port: int | None, as_json: bool) -> None
 
 # --- root image ---------------------------------------------------------------
 
-@main.group()
-def root() -> None:
+@main.group("root")
+def root_group() -> None:
     """The variants' root OS image."""
 
 
-@root.command("bootstrap")
+@root_group.command("bootstrap")
 @registry_option
 @click.option("--platform", "platforms", multiple=True, type=click.Choice(SUPPORTED_PLATFORMS),
               help="Limit to these platforms (repeatable).")
@@ -258,11 +256,11 @@ def root_bootstrap(ctx: click.Context, registry: str | None, platforms: tuple[st
                "\n".join(f"{image.reference.rsplit(':', 1)[0]}@{d}" for _, d in sorted(image.platforms.items())))
 
 
-@root.command("clear-cache")
+@root_group.command("clear-cache")
 @friendly_errors
 def root_clear_cache() -> None:
     """Forget cached root file systems (the next bootstrap makes them again)."""
-    note(f"removed {rootfs.clear_cache()} cached root file system(s)")
+    note(f"removed {root.clear_cache()} cached root file system(s)")
 
 
 # --- variants: render, plan, lint ---------------------------------------------
@@ -964,12 +962,12 @@ def lock_cmd(ctx: click.Context, check: bool, offline: bool, registry: str | Non
     """
     settings = settings_of(ctx)
     variants = project_of(ctx).variants
-    path = lock_stage.lock_path(settings)
+    path = lock.lock_path(settings)
     if offline and not check:
         raise click.UsageError("--offline goes with --check")
     if debian_from:
         installed = queries.debian_versions(load(debian_from, BuildRecord))
-        drift = lock_stage.record_debian(path, installed)
+        drift = lock.record_debian(path, installed)
         echo_lines(drift)
         note(f"{path}: Debian packages of {len(installed)} images recorded, {len(drift)} changed")
     elif check:
@@ -987,8 +985,8 @@ def lock_cmd(ctx: click.Context, check: bool, offline: bool, registry: str | Non
         # the root's digests are made again from the archive only when asked to move
         fresh = update and only in (None, "root")
         pins = runner.lock_pins(settings, fresh=fresh, report=note) if only in (None, "root") \
-            else lock_stage.root_pins(settings, lock_stage.load(settings))
-        moved = lock_stage.update(settings, variants, only, pins)
+            else lock.root_pins(settings, lock.load(settings))
+        moved = lock.update(settings, variants, only, pins)
         echo_lines(moved)
         note(f"{path}: " + (f"{len(moved)} pin(s) moved" if moved else "nothing moved"))
         if update and not moved:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
@@ -32,6 +33,7 @@ from builder.model.records import (
     ImageResult,
     PublishedFeature,
     ReleaseRecord,
+    StageOutcome,
     TagPlan,
     TestResults,
     save,
@@ -70,6 +72,41 @@ class Observer(Protocol):
     def published(self, plans: list[TagPlan], release: ReleaseRecord | None,
                   repository: str, saved: Path | None) -> None: ...
     def stage(self, name: str, outcome: str) -> None: ...
+
+
+class _StagesKept:
+    """Passes everything on to the observer and keeps each stage's outcome for the release record."""
+
+    def __init__(self, inner: Observer) -> None:
+        self.inner = inner
+        self.kept: list[StageOutcome] = []
+
+    def note(self, message: str) -> None:
+        self.inner.note(message)
+
+    def board(self, plan: Plan) -> AbstractContextManager[build_stage.Listener]:
+        return self.inner.board(plan)
+
+    def built(self, record: BuildRecord, saved: Path) -> None:
+        self.inner.built(record, saved)
+
+    def image_tested(self, result: ImageResult) -> None:
+        self.inner.image_tested(result)
+
+    def tested(self, results: TestResults, saved: Path, junit: Path | None) -> None:
+        self.inner.tested(results, saved, junit)
+
+    def published(self, plans: list[TagPlan], release: ReleaseRecord | None,
+                  repository: str, saved: Path | None) -> None:
+        self.inner.published(plans, release, repository, saved)
+
+    def stage(self, name: str, outcome: str) -> None:
+        self.kept.append(StageOutcome(name=name, outcome=_MARKUP.sub("", outcome)))
+        self.inner.stage(name, outcome)
+
+
+_MARKUP = re.compile(r"\[(?:/|[a-z][a-z ]*)?\]")
+"""The console's style tags ([red]...[/]): the record keeps the words alone."""
 
 
 class StageFailed(FactoryError):
@@ -397,6 +434,7 @@ def release(project: Project, request: ReleaseRequest, observer: Observer) -> Re
     and `--platform` publishes a one-platform index of the scoped variants alone."""
     settings = project.settings
     scope = [project.team.name] if project.team else list(request.variant_names)
+    observer = kept = _StagesKept(observer)
     target = _stage(observer, "registry", lambda: _shown(start_registry(settings, request.registry)))
     # build contexts go to the run's own folder; the committed rendered/ is `render`'s
     prepared = _stage(observer, "render", lambda: _rendered(prepare(project, target, scope, request.platforms)))
@@ -425,7 +463,12 @@ def release(project: Project, request: ReleaseRequest, observer: Observer) -> Re
                                                              observer), None))
     if published is None:  # only a dry run returns nothing, and a release is never one
         raise FactoryError("publish returned no release record")
-    return published
+    parents = [f"{record.repository}@{b.digest}" for b in record.builds
+               if scope and b.variant not in scope and b.digest]
+    parents += sorted({f"{record.repository}@{j.pinned_parent}" for j in prepared.plan.jobs if j.pinned_parent})
+    final = published.model_copy(update={"stages": kept.kept, "parents": parents})
+    save(final, request.publish.release_path or default_release_path())
+    return final
 
 
 def _parents_found(prepared: Prepared, registry: str, scope: list[str]) -> str:

@@ -281,6 +281,13 @@ class PublishedFeature(Record):
         return f"{self.repository}:{self.version}"
 
 
+class StageOutcome(Record):
+    """One stage of a release as its table showed it (markup removed)."""
+
+    name: str
+    outcome: str
+
+
 class ReleaseRecord(Record):
     schema_version: int = 1
     created: str
@@ -302,6 +309,15 @@ class ReleaseRecord(Record):
     """The agents Feature, when this release published its variant."""
     pull_costs: list[ImageDiff] = Field(default_factory=list)
     """Per moved variant and platform: what a user of the image its tag held before pulls."""
+    parents: list[str] = Field(default_factory=list)
+    """A scoped release: the parent platform images it stood on (repository@digest), taken
+    from the registry as published, never built, tested or published by it."""
+    stages: list[StageOutcome] = Field(default_factory=list)
+    """`release`: every stage in order with its outcome (empty for `publish` alone)."""
+
+    def stage(self, name: str) -> str:
+        """The outcome of stage NAME ('' when it didn't run)."""
+        return next((s.outcome for s in self.stages if s.name == name), "")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from builder.model import devcontainer as dc
+from builder.model import devcontainer as devcontainer_spec
 from builder.model import headjack, safe
 from builder.model.config import Budget, FactoryConfig, Platform, Strict, arch_of, parse_duration
 from builder.model.errors import FactoryError
@@ -326,7 +326,7 @@ class VariantFile(Strict):
     languages: Languages = Field(default_factory=Languages)
     env: dict[safe.EnvName, safe.Text] = Field(default_factory=dict)
     runtime: Runtime | None = None
-    devcontainer: dc.ImageMetadata | None = None
+    devcontainer: devcontainer_spec.ImageMetadata | None = None
     """This variant's own entry of the `devcontainer.metadata` label (Dev Containers clients
     read it); its ancestors' entries come before it in the label."""
     checks: Checks = Field(default_factory=Checks)
@@ -364,7 +364,7 @@ class Variant(BaseModel):
     languages: dict[str, tuple[str, ...]]
     """Language -> installed versions, inherited ones included; the first is the default."""
     runtime: Runtime
-    devcontainer: tuple[dc.ImageMetadata, ...]
+    devcontainer: tuple[devcontainer_spec.ImageMetadata, ...]
     """The `devcontainer.metadata` entries: ancestors' first, then its own."""
     commands: tuple[CommandCheck, ...]
     files: tuple[FileCheck, ...]
@@ -544,13 +544,13 @@ def resolve(files: dict[str, tuple[VariantFile, Path]], root_platforms: list[str
 
 
 def _check_devcontainer_entry(
-    spec: VariantFile, path: Path, inherited: tuple[dc.ImageMetadata, ...],
+    spec: VariantFile, path: Path, inherited: tuple[devcontainer_spec.ImageMetadata, ...],
 ) -> None:
     """A child adds to its ancestors' entries and never repeats them: the label carries
     theirs already, and a repeated value would hide which layer asks for it."""
     if spec.devcontainer is None:
         return
-    before = dc.merged(inherited)
+    before = devcontainer_spec.merged(inherited)
     for key, value in spec.devcontainer.as_json().items():
         if key in before and before[key] == value:
             raise FactoryError(f"{path}: devcontainer.{key}: repeats what an ancestor's entry already says "
@@ -558,11 +558,11 @@ def _check_devcontainer_entry(
 
 
 def _check_init_survives_clients(
-    path: Path, runtime: Runtime, entries: tuple[dc.ImageMetadata, ...],
+    path: Path, runtime: Runtime, entries: tuple[devcontainer_spec.ImageMetadata, ...],
 ) -> None:
     """An init image must tell Dev Containers clients to keep its ENTRYPOINT: without
     `overrideCommand: false` they start their own keep-alive shell as PID 1 instead."""
-    if runtime.init and dc.merged(entries).get("overrideCommand") is not False:
+    if runtime.init and devcontainer_spec.merged(entries).get("overrideCommand") is not False:
         raise FactoryError(f"{path}: devcontainer.overrideCommand: an image with an init "
                            f"({' '.join(runtime.init)}) needs `overrideCommand: false`, or Dev Containers "
                            "clients replace its PID 1 with their own shell")

@@ -17,7 +17,8 @@ from typing import Any
 import jinja2
 from pydantic import BaseModel
 
-from builder.model import devcontainer, headjack
+from builder.model import devcontainer as devcontainer_spec
+from builder.model import headjack
 from builder.model.config import Settings
 from builder.model.dockerfile import FROM_LINE, factory_froms, factory_variant
 from builder.model.errors import FactoryError
@@ -79,7 +80,8 @@ def image_labels(variant: Variant, settings: Settings) -> dict[str, str]:
         "org.opencontainers.image.base.digest": "${BASE_DIGEST}",
         headjack.VARIANT_LABEL: variant.name,
         **runtime_labels(variant.runtime),
-        **({devcontainer.LABEL: devcontainer.label_value(variant.devcontainer)} if variant.devcontainer else {}),
+        **({devcontainer_spec.LABEL: devcontainer_spec.label_value(variant.devcontainer)}
+           if variant.devcontainer else {}),
         **cfg.labels,
     }
 

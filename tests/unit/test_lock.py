@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from builder.stages import lock as lock_stage
+from builder.stages import lock
 from tests.conftest import FIXTURE_CONFIG, PROJECT_DIR, fork_variants, hjk
 
 
@@ -73,9 +73,9 @@ def root_entry(digest: str, libc: str) -> dict[str, object]:
 
 
 def test_a_moved_root_names_the_packages_that_moved_it() -> None:
-    moved = lock_stage.moves(root_entry("sha256:a", "2.41-12"), root_entry("sha256:b", "2.41-13"))
+    moved = lock.moves(root_entry("sha256:a", "2.41-12"), root_entry("sha256:b", "2.41-13"))
     assert moved == ["root linux/amd64: sha256:a -> sha256:b (libc6 2.41-12 -> 2.41-13)"]
-    assert lock_stage.moves(root_entry("sha256:a", "1"), root_entry("sha256:a", "1")) == []
+    assert lock.moves(root_entry("sha256:a", "1"), root_entry("sha256:a", "1")) == []
 
 
 def test_the_committed_lock_pins_a_root_digest_per_platform() -> None:

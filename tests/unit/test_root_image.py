@@ -14,7 +14,7 @@ from pathlib import Path
 from builder.engine import ocilayout
 from builder.model.config import RootBootstrap
 from builder.model.graph import package_moves
-from builder.stages import root as rootfs
+from builder.stages import root
 
 STATUS = """Package: libc6
 Status: install ok installed
@@ -42,7 +42,7 @@ def rootfs_tar(path: Path, status: str = STATUS) -> Path:
 
 
 def write(tar: Path, out: Path, arch: str = "amd64") -> ocilayout.LayoutImage:
-    return ocilayout.write_image(tar, out, arch=arch, labels={"k": "v"}, cmd=["bash"], created_by="ADD rootfs.tar /")
+    return ocilayout.write_image(tar, out, arch=arch, labels={"k": "v"}, cmd=["bash"], created_by="ADD root.tar /")
 
 
 def blob(layout: Path, digest: str) -> bytes:
@@ -59,7 +59,7 @@ def test_same_file_system_same_digest_wherever_and_whenever_written(tmp_path: Pa
 
 
 def test_the_layer_header_carries_no_time_or_name_and_unpacks_to_the_tarball(tmp_path: Path) -> None:
-    tar = rootfs_tar(tmp_path / "rootfs.tar")
+    tar = rootfs_tar(tmp_path / "root.tar")
     image = write(tar, tmp_path / "out")
     manifest = json.loads(blob(image.path, image.digest))
     layer = blob(image.path, manifest["layers"][0]["digest"])
@@ -70,7 +70,7 @@ def test_the_layer_header_carries_no_time_or_name_and_unpacks_to_the_tarball(tmp
 
 
 def test_the_config_is_fixed_and_names_its_platform(tmp_path: Path) -> None:
-    image = write(rootfs_tar(tmp_path / "rootfs.tar"), tmp_path / "out", arch="arm64")
+    image = write(rootfs_tar(tmp_path / "root.tar"), tmp_path / "out", arch="arm64")
     manifest = json.loads(blob(image.path, image.digest))
     config = json.loads(blob(image.path, manifest["config"]["digest"]))
     assert (config["os"], config["architecture"], config["variant"]) == ("linux", "arm64", "v8")
@@ -97,7 +97,7 @@ def test_a_half_written_layout_is_not_read_as_an_image(tmp_path: Path) -> None:
 
 
 def test_installed_packages_are_read_from_dpkg_status(tmp_path: Path) -> None:
-    assert rootfs.packages_in(rootfs_tar(tmp_path / "a.tar")) == {"libc6": "2.41-12", "bash": "5.2.37-2"}
+    assert root.packages_in(rootfs_tar(tmp_path / "a.tar")) == {"libc6": "2.41-12", "bash": "5.2.37-2"}
 
 
 def test_a_moved_root_names_the_packages_that_moved_it() -> None:
@@ -110,5 +110,5 @@ def test_a_moved_root_names_the_packages_that_moved_it() -> None:
 
 def test_the_key_tag_names_suite_arch_and_inputs() -> None:
     boot = RootBootstrap()
-    tag = rootfs.key_tag("r.example/ns/img-root", boot, "arm64")
-    assert tag == f"r.example/ns/img-root:trixie-arm64-{rootfs.cache_key(boot, 'arm64')}"
+    tag = root.key_tag("r.example/ns/img-root", boot, "arm64")
+    assert tag == f"r.example/ns/img-root:trixie-arm64-{root.cache_key(boot, 'arm64')}"

@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 
 from builder.engine import commands as tools
-from builder.model import devcontainer, headjack
+from builder.model import devcontainer as devcontainer_spec
+from builder.model import headjack
 from builder.model.config import Settings
 from builder.model.rendered import RenderedVariant, instructions
 from builder.stages.lint.workflows import check_workflow, makefile_targets
@@ -58,15 +59,16 @@ def contract_problems(dockerfile: str) -> list[str]:
                 headjack.check_flags(value)
             except headjack.ContractError as exc:
                 problems.append(f"label {key}: {exc}")
-    if devcontainer.LABEL in labels:
+    if devcontainer_spec.LABEL in labels:
         try:
-            entries = devcontainer.parse_label(labels[devcontainer.LABEL])
+            entries = devcontainer_spec.parse_label(labels[devcontainer_spec.LABEL])
         except ValueError as exc:  # pydantic's ValidationError is a ValueError
-            problems.append(f"label {devcontainer.LABEL}: {str(exc).splitlines()[0]}")
+            problems.append(f"label {devcontainer_spec.LABEL}: {str(exc).splitlines()[0]}")
         else:
-            if headjack.INIT_LABEL in labels and devcontainer.merged(entries).get("overrideCommand") is not False:
-                problems.append(f"{headjack.INIT_LABEL} is set but {devcontainer.LABEL} lacks overrideCommand false: "
-                                "Dev Containers clients would replace the init with their own shell")
+            overridden = devcontainer_spec.merged(entries).get("overrideCommand") is not False
+            if headjack.INIT_LABEL in labels and overridden:
+                problems.append(f"{headjack.INIT_LABEL} is set but {devcontainer_spec.LABEL} lacks overrideCommand "
+                                "false: Dev Containers clients would replace the init with their own shell")
     if headjack.INIT_LABEL in labels:
         if not any(headjack.flags_label(r) in labels for r in ("docker", "podman")):
             problems.append(f"{headjack.INIT_LABEL} is set but neither {headjack.flags_label('docker')} "

@@ -26,8 +26,8 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from builder.engine import devcontainer as cli
-from builder.model import devcontainer as spec
+from builder.engine import devcontainer as devcontainer_cli
+from builder.model import devcontainer as devcontainer_spec
 from builder.model import headjack
 from builder.model.errors import FactoryError
 from builder.model.records import CheckOutcome, ImageResult
@@ -80,22 +80,23 @@ def check_image_devcontainer(variant: Variant, target: Target, run_id: str, opti
     workspace = folder / "project"
     workspace.mkdir()
     labels = (f"{RUN_LABEL}={run_id}", f"{INSTANCE_LABEL}={uuid.uuid4().hex[:12]}")
-    started_as = cli.up_argv("devcontainer", "WORKSPACE", labels[:1], None)
+    started_as = devcontainer_cli.up_argv("devcontainer", "WORKSPACE", labels[:1], None)
     deviation: str | None = None
     try:
         facts = ImageFacts.of(target.reference, target.platform)
-        entries = spec.parse_label(facts.labels.get(spec.LABEL, "[]"))
-        wanted = spec.merged(entries)
+        entries = devcontainer_spec.parse_label(facts.labels.get(devcontainer_spec.LABEL, "[]"))
+        wanted = devcontainer_spec.merged(entries)
         docker_path = None
         if wanted.get("privileged") and not privileged_allowed(target.reference):
             flags = stand_in_flags(facts.labels)
-            docker_path = cli.privileged_stand_in(folder, flags)
+            docker_path = devcontainer_cli.privileged_stand_in(folder, flags)
             deviation = ("host refuses --privileged: the CLI's docker (--docker-path) replaces it with "
                          + " ".join(flags))
-            started_as = cli.up_argv("devcontainer", "WORKSPACE", labels[:1], "docker-without-privileged")
-        cli.write_workspace(workspace, target.reference, account.pw_name)
+            started_as = devcontainer_cli.up_argv("devcontainer", "WORKSPACE", labels[:1], "docker-without-privileged")
+        devcontainer_cli.write_workspace(workspace, target.reference, account.pw_name)
         try:
-            container = cli.up(options.cli, workspace, labels, host_user=options.host_user, docker_path=docker_path)
+            container = devcontainer_cli.up(options.cli, workspace, labels, host_user=options.host_user,
+                                            docker_path=docker_path)
         except FactoryError as exc:
             return ImageResult(variant=variant.name, platform=target.platform, reference=target.reference,
                                client="devcontainer", checks=[], error=f"{target.reference} ({target.platform}): {exc}",
@@ -109,12 +110,12 @@ def check_image_devcontainer(variant: Variant, target: Target, run_id: str, opti
                            client="devcontainer", checks=[], error=str(exc), started_as=started_as,
                            deviation=deviation)
     finally:
-        cli.remove(labels[1])
+        devcontainer_cli.remove(labels[1])
         shutil.rmtree(folder, ignore_errors=True)
 
 
 def _checks(variant: Variant, target: Target, facts: ImageFacts, wanted: dict[str, object],
-            container: cli.DevContainer, account: pwd.struct_passwd) -> list[CheckOutcome]:
+            container: devcontainer_cli.DevContainer, account: pwd.struct_passwd) -> list[CheckOutcome]:
     emulated = target.platform.split("/")[1] != host_arch()
     checks: list[Callable[[], CheckOutcome]] = [
         lambda: _timed("devcontainer: commands run as the remote user", "devcontainer",
@@ -142,7 +143,7 @@ def _checks(variant: Variant, target: Target, facts: ImageFacts, wanted: dict[st
     return results
 
 
-def _remote_user(container: cli.DevContainer, wanted: dict[str, object]) -> tuple[bool, str]:
+def _remote_user(container: devcontainer_cli.DevContainer, wanted: dict[str, object]) -> tuple[bool, str]:
     """Commands run as the metadata's remoteUser (a name, or a uid when given as a number)."""
     code, out = container.shell("id -un; id -u")
     name, uid = [*out.split(), "?", "?"][:2]
@@ -153,7 +154,7 @@ def _remote_user(container: cli.DevContainer, wanted: dict[str, object]) -> tupl
     return True, f"commands run as {name} ({uid}); the CLI says remoteUser {container.remote_user}"
 
 
-def _workspace(container: cli.DevContainer, account: pwd.struct_passwd) -> tuple[bool, str]:
+def _workspace(container: devcontainer_cli.DevContainer, account: pwd.struct_passwd) -> tuple[bool, str]:
     """Create, edit and commit a file; it must belong to the host user on the host."""
     code, out = container.shell(
         "set -e; echo one > probe.txt; echo two >> probe.txt; "
@@ -169,7 +170,7 @@ def _workspace(container: cli.DevContainer, account: pwd.struct_passwd) -> tuple
     return True, f"{done}; the file belongs to {account.pw_name} ({account.pw_uid}) on the host"
 
 
-def _pid1(container: cli.DevContainer, entrypoint: tuple[str, ...]) -> tuple[bool, str]:
+def _pid1(container: devcontainer_cli.DevContainer, entrypoint: tuple[str, ...]) -> tuple[bool, str]:
     """PID 1's command name (the kernel's, 15 characters: the same for a script or a binary,
     natively or under emulation) is the ENTRYPOINT's."""
     code, out = container.exec(["cat", "/proc/1/comm"])
@@ -179,7 +180,7 @@ def _pid1(container: cli.DevContainer, entrypoint: tuple[str, ...]) -> tuple[boo
     return True, f"PID 1: {name} (the ENTRYPOINT {entrypoint[0]})"
 
 
-def _wait(container: cli.DevContainer, script: str, timeout: int) -> tuple[int, str]:
+def _wait(container: devcontainer_cli.DevContainer, script: str, timeout: int) -> tuple[int, str]:
     deadline = time.monotonic() + timeout
     while True:
         code, out = container.shell(script, timeout=60)
@@ -188,7 +189,7 @@ def _wait(container: cli.DevContainer, script: str, timeout: int) -> tuple[int, 
         time.sleep(2)
 
 
-def _systemd(container: cli.DevContainer, emulated: bool) -> tuple[bool, str]:
+def _systemd(container: devcontainer_cli.DevContainer, emulated: bool) -> tuple[bool, str]:
     if emulated:
         raise Omitted(EMULATED_INIT)
     code, _ = _wait(container, "test \"$(systemctl is-system-running)\" = running", 300)
@@ -198,7 +199,7 @@ def _systemd(container: cli.DevContainer, emulated: bool) -> tuple[bool, str]:
     return True, "systemctl is-system-running: running"
 
 
-def _inner_engine(container: cli.DevContainer, emulated: bool) -> tuple[bool, str]:
+def _inner_engine(container: devcontainer_cli.DevContainer, emulated: bool) -> tuple[bool, str]:
     """`docker info` as the remote user, then a container from an image made inside from the
     container's own shell and the libraries it needs."""
     if emulated:
@@ -216,7 +217,7 @@ def _inner_engine(container: cli.DevContainer, emulated: bool) -> tuple[bool, st
     return True, "docker info answered; a container made inside printed inner-ok"
 
 
-def _tool(container: cli.DevContainer, command: str) -> tuple[bool, str]:
+def _tool(container: devcontainer_cli.DevContainer, command: str) -> tuple[bool, str]:
     code, out = container.exec(shlex.split(command), timeout=600)
     if code != 0:
         return False, _describe(code, out, 600)
