@@ -120,6 +120,8 @@ class BuildRecord(Record):
     """The run was stopped (Ctrl-C, SIGTERM): what finished is here, nothing was indexed."""
     layer_cache: str = ""
     """How layer cache was exported: 'inline' (the docker driver) or 'registry' (mode=max)."""
+    layer_times: str = ""
+    """What the builder did with the times inside the layers (rewritten, or as the steps left them)."""
 
     def count(self, status: str) -> int:
         """How many platform builds ended with STATUS (built, reused, failed, skipped)."""

@@ -95,6 +95,8 @@ class Executor:
         self.results: dict[str, PlatformBuild] = {}
         self.separate_cache = False
         """The builder exports a cache of its own (docker-container, remote): else inline."""
+        self.rewrite_timestamp = False
+        """The builder's BuildKit clamps the layers' times (>= 0.13): layer digests follow from content."""
 
     def layer_cache(self, job: Job) -> LayerCache:
         """Import the variant's last cache for this platform from the registry when it is there
@@ -168,6 +170,7 @@ class Executor:
             secrets=secrets, builder=self.options.builder, no_cache=self.options.no_cache,
             network=self.options.network, load=local_tag is not None,
             cache_from=cache.imports, cache_to=None if local_tag else cache.export,
+            rewrite_timestamp=self.rewrite_timestamp,
         ))
         digest = outcome.digest
         if local_tag:
@@ -306,6 +309,8 @@ def build(
     logs = state.subdir("logs", "build")
     executor = Executor(plan, root, contexts, options, logs, listener)
     executor.separate_cache = buildx.driver_of(options.builder) != "docker"
+    version = buildx.buildkit_version(options.builder)
+    executor.rewrite_timestamp = buildx.rewrites_timestamps(version)
     interrupted = False
     try:
         executor.run()
@@ -321,7 +326,18 @@ def build(
                         bootstrapped=root.bootstrapped, drift=list(root.drift)),
         builds=builds, variants=[] if interrupted else join_indexes(plan, executor.results, options.load),
         interrupted=interrupted, layer_cache="registry (mode=max)" if executor.separate_cache else "inline",
+        layer_times=layer_times(version),
     )
+
+
+def layer_times(version: tuple[int, int] | None) -> str:
+    """What the builder does with the times inside the layers it writes, for the record."""
+    said = f"BuildKit {version[0]}.{version[1]}" if version else "a BuildKit that doesn't say its version"
+    if buildx.rewrites_timestamps(version):
+        return (f"rewritten to SOURCE_DATE_EPOCH={buildx.SOURCE_DATE_EPOCH} ({said}): "
+                "a layer's digest follows from its files")
+    return (f"as each step left them ({said} has no rewrite-timestamp): npm steps settle their own, "
+            "the runtime's mount points keep the build's time")
 
 
 def pinned_parent_reference(repository: str, job: Job) -> str:

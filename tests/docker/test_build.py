@@ -35,6 +35,21 @@ def test_build_makes_an_index_per_variant_with_both_platforms(fixture_build: Fix
     assert "build summary" in fixture_build.stdout and "leaf" in fixture_build.stdout
 
 
+def test_the_record_says_what_the_builder_did_with_layer_times(fixture_build: FixtureBuild) -> None:
+    """Rewritten (SOURCE_DATE_EPOCH) by a BuildKit of 0.13 or later, as the steps left them by an
+    older one: the version as `docker buildx inspect` tells it, read here on its own."""
+    import re
+
+    said = subprocess.run(["docker", "buildx", "inspect"], capture_output=True, text=True, check=True).stdout
+    found = re.search(r"BuildKit version:\s+v?(\d+)\.(\d+)", said, re.IGNORECASE)
+    assert found, said
+    major, minor = int(found[1]), int(found[2])
+    times = fixture_build.record.layer_times
+    assert f"BuildKit {major}.{minor}" in times
+    rewrites = (major, minor) >= (0, 13)
+    assert times.startswith("rewritten to SOURCE_DATE_EPOCH=0" if rewrites else "as each step left them")
+
+
 def test_children_build_from_their_parents_digest(fixture_build: FixtureBuild) -> None:
     record = fixture_build.record
     for build in record.builds_of("leaf"):
