@@ -46,9 +46,10 @@ ci-local: setup ## The release workflow's sequence on this machine, against the 
 	$(HJK) merge $(CI_OUT)/record-amd64.json $(CI_OUT)/record-arm64.json --record $(CI_OUT)/record.json
 	$(HJK) publish --record $(CI_OUT)/record.json --results $(CI_OUT)/results-amd64.json --results $(CI_OUT)/results-arm64.json --release-record $(CI_OUT)/release.json
 
-bench: setup ## Benchmarks: cold build vs bake, no-op, one-leaf change, sizes; fresh-machine reuse and cache
+bench: setup ## Benchmarks: cold build vs bake, no-op, one-leaf change, sizes; fresh-machine reuse and cache; what an agent bump costs to pull
 	$(BIN)/python bench/build_bench.py
 	$(BIN)/python bench/fresh_machine_bench.py
+	$(BIN)/python bench/pull_cost_bench.py
 
 clean: ## Remove the virtualenv and build outputs (state under ~/.local/state is kept)
 	rm -rf $(VENV) out build *.egg-info

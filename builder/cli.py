@@ -510,12 +510,16 @@ def size(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple[st
 @click.argument("new")
 @click.option("--no-packages", is_flag=True, help="Skip reading the packages inside both images (faster).")
 @click.option("--json", "as_json", is_flag=True, help="Print the comparison as JSON (for CI).")
+@click.option("--markdown", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the comparison as Markdown here (a pull request body or comment).")
 @friendly_errors
-def diff_cmd(old: str, new: str, no_packages: bool, as_json: bool) -> None:
+def diff_cmd(old: str, new: str, no_packages: bool, as_json: bool, markdown: Path | None) -> None:
     """What a user who has OLD pulls to get NEW: two references (REPO:TAG or REPO@DIGEST), or
     two release records (every variant both published). Per variant and platform: the layers
     shared, the compressed bytes to pull, and the Debian and npm packages that moved."""
     diffs = queries.image_diffs(old, new, packages=not no_packages)
+    if markdown:
+        markdown.write_text(report.diff_markdown(diffs), encoding="utf-8")
     if as_json:
         click.echo(json.dumps([d.model_dump() for d in diffs], indent=2))
         return

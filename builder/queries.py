@@ -5,11 +5,13 @@ tags or writes a record."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder.engine import contents, oci, sizes
 from builder.engine.contents import read_contents
+from builder.model import headjack
 from builder.model.allowlist import Allowed, load_allowlist
 from builder.model.config import Settings, arch_of
 from builder.model.errors import FactoryError
@@ -127,8 +129,22 @@ def _compared(old: str, new: str) -> list[tuple[str, str, str]]:
         if not common:
             raise FactoryError(f"{old} and {new} publish no variant in common")
         return [(name, before[name], after[name]) for name in common]
-    name = new.split("@", 1)[0].rsplit("/", 1)[-1]
-    return [(name.split(":", 1)[1] if ":" in name else name, old, new)]
+    return [(_variant_of(new) or _tag_of(old) or _tag_of(new) or new.split("@", 1)[0].rsplit("/", 1)[-1], old, new)]
+
+
+def _tag_of(reference: str) -> str:
+    last = reference.split("@", 1)[0].rsplit("/", 1)[-1]
+    return last.split(":", 1)[1] if ":" in last else ""
+
+
+def _variant_of(reference: str) -> str:
+    """The variant label of REFERENCE's first platform image ('' for an image of no variant):
+    a build's staging tag doesn't say which variant it is, the image does."""
+    platforms = oci.inspect(reference).platforms
+    if not platforms:
+        return ""
+    labels = json.loads(oci.config_of(f"{oci.repository_of(reference)}@{min(platforms.values())}"))
+    return str((labels.get("config") or {}).get("Labels", {}).get(headjack.VARIANT_LABEL) or "")
 
 
 def _package_moves(old: str, new: str, platform: str) -> list[str]:

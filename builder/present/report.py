@@ -234,6 +234,19 @@ def weights_table(build: PlatformBuild, weights: Weights) -> Table:
     return table
 
 
+def diff_markdown(diffs: list[ImageDiff], title: str = "What an update costs to pull") -> str:
+    """The same as Markdown, for a pull request: one row per variant and platform, then the
+    packages that moved in each."""
+    lines = [f"### {title}", "", "| variant | platform | shared layers | new layers | to pull | of |",
+             "|---|---|---|---|---|---|"]
+    lines += [f"| {d.variant} | {d.platform} | {d.shared_layers} | {d.new_layers} | {human_size(d.bytes_to_pull)} "
+              f"| {human_size(d.new_bytes)} |" for d in diffs]
+    for d in (d for d in diffs if d.packages):
+        lines += ["", f"<details><summary>{d.variant} {d.platform}: {len(d.packages)} package(s) moved</summary>",
+                  "", *(f"- `{p}`" for p in d.packages), "", "</details>"]
+    return "\n".join(lines) + "\n"
+
+
 def diff_table(diffs: list[ImageDiff]) -> Table:
     """Per variant and platform: what a user who has the old image pulls for the new one."""
     table = Table("variant", "platform", "shared layers", "new layers", "to pull", "of", "packages moved",
