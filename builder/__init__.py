@@ -17,7 +17,7 @@ The data flows one way: variants -> render -> plan -> build -> test -> publish
               the rendered and planned selection.
     runner.py the stages composed; `release` is build, test and publish in order.
     queries.py read-only look-ups (what a build would do, sizes, what is published).
-    cli.py    parses options, calls the runner or a query, prints.
+    cli/      parses options, calls the runner or a query, prints (a module per topic).
 
 Dependency rule: each layer imports only the layers below it
 (cli -> runner | queries -> project -> stages | present -> engine -> model); only the engine imports
