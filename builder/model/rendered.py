@@ -71,6 +71,10 @@ class RenderedVariant:
             target.write_bytes(data)
             target.chmod(0o755 if data.startswith(b"#!") else 0o644)
             os.utime(target, (content_time(data),) * 2)
+        # folders too: a COPY of a tree gives the folders it lands in the context's times
+        for path in sorted((p for p in folder.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            os.utime(path, (CONTENT_TIME_START,) * 2)
+        os.utime(folder, (CONTENT_TIME_START,) * 2)
         return folder / "Dockerfile"
 
 

@@ -108,6 +108,7 @@ def _context(variant: Variant, settings: Settings) -> dict[str, Any]:
         "labels": quoted_labels(image_labels(variant, settings)),
         "ca_in_image": settings.config.ca_in_image,
         "helpers": HELPERS if variant.parent == ROOT else (),
+        "root_tree": ROOT_TREE,
         # a variant on the root has no user yet unless its own steps made one
         "ensure_user": variant.parent == ROOT,
         "languages": language_steps(variant, settings),
@@ -188,11 +189,28 @@ HELPERS = ("with-extra-ca", "install-archive", "verify-apt-versions", "prune-for
            "settle-times")
 
 
+ROOT_TREE = "files/root"
+"""Copied onto / by one COPY of a tree: the folders it lands in then take the context's
+fixed times, where copying files into a folder would stamp it with the build's time."""
+
+MOUNT_POINT_STUBS = {
+    "etc/hosts": b"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
+    "etc/hostname": b"",
+    "etc/resolv.conf": b"",
+    "run/secrets/extra_ca": b"",
+}
+"""Files the runtime mounts over in every RUN step (the network files, the build secret).
+When they are missing, the engine creates them for the step and removes them after it,
+which moves the times of /etc, /run and /run/secrets in that step's layer: present, they
+are mounted over and every folder keeps its time (engines run their own over them)."""
+
+
 def _helper_files(settings: Settings, variant: Variant) -> dict[str, bytes]:
     if variant.parent != ROOT:
         return {}
     folder = settings.templates_dir / "files" / "common"
-    return {f"files/{name}": (folder / name).read_bytes() for name in HELPERS}
+    return {**{f"{ROOT_TREE}/usr/local/bin/{name}": (folder / name).read_bytes() for name in HELPERS},
+            **{f"{ROOT_TREE}/{path}": data for path, data in MOUNT_POINT_STUBS.items()}}
 
 
 def _context_files(settings: Settings, variant: Variant) -> dict[str, bytes]:

@@ -255,64 +255,50 @@ def test_a_stop_signal_ends_running_builds_and_indexes_nothing(
     assert statuses["tiny/amd64"][0] == "reused"
 
 
-RUNTIME_MOUNT_POINTS = ("etc", "run", "run/secrets")
-"""Folders whose time the runtime moves after a RUN step (its /etc mounts, the secret mount)."""
-
-
-def test_bumping_one_npm_tool_rewrites_the_next_tools_layer_with_the_same_files(
+def test_an_agent_bump_moves_only_its_layer_and_a_no_cache_rebuild_moves_none(
     fixture_build: FixtureBuild, tmp_path: Path,
 ) -> None:
-    """A layer per npm tool, its times settled: after a bump of the first tool, the second
-    tool's step runs again (its parent moved) and writes the same entries, with the same
-    times and bytes. On this engine's BuildKit (0.8) the runtime still moves the time of its
-    mount points (/etc, /run/secrets) after the step; BuildKit 0.13's rewrite-timestamp is
-    what makes the layer digests equal too."""
-    import hashlib
-    import tarfile
-    import urllib.request
-
+    """A layer per npm tool, every step's times settled and the runtime's mount points present
+    in the image: after a bump of the first tool, the second tool's step and a child variant's
+    own steps (apt, RUN) run again on the moved parent and write byte-identical layers; a
+    --no-cache rebuild of the same inputs writes every layer again, byte for byte the same."""
     overlay = fork_of_fixtures(tmp_path)
-    variant = tmp_path / "variants" / "npmlayers.yaml"
-    variant.write_text(
+    variants = tmp_path / "variants"
+    (variants / "npmlayers.yaml").write_text(
         "name: npmlayers\ndescription: two npm tools, a layer each\nparent: tiny\n"
         "template: variant.Dockerfile.j2\npackages: [curl]\n"
         "tools:\n" + "".join(node_and_npm()) +
         "  - {name: is-number, source: npm, version: 7.0.0}\n"
         "  - {name: is-odd, source: npm, version: 3.0.1}\n"
     )
-    first, second = tmp_path / "first.json", tmp_path / "second.json"
-    one = ["--variant", "npmlayers", "--platform", "linux/amd64"]
-    fixture_cli(fixture_build.registry, "build", *one, "--record", str(first), config=overlay)
-    variant.write_text(variant.read_text().replace("version: 7.0.0", "version: 6.0.0"))  # the bump
-    fixture_cli(fixture_build.registry, "build", *one, "--record", str(second), config=overlay)
+    (variants / "npmchild.yaml").write_text(
+        "name: npmchild\ndescription: a child with packages and a step of its own\nparent: npmlayers\n"
+        "template: variant.Dockerfile.j2\npackages: [jq]\nfragments:\n  root: [fragments/npmchild.j2]\n")
+    (variants / "fragments" / "npmchild.j2").write_text(
+        "RUN touch /.hjk-step && echo child > /etc/npmchild && settle-times /.hjk-step\n")
+    one = ["--variant", "npmlayers", "--variant", "npmchild", "--platform", "linux/amd64"]
+    paths = [tmp_path / f"{name}.json" for name in ("first", "bumped", "nocache")]
+    fixture_cli(fixture_build.registry, "build", *one, "--record", str(paths[0]), config=overlay)
+    yaml_file = variants / "npmlayers.yaml"
+    yaml_file.write_text(yaml_file.read_text().replace("version: 7.0.0", "version: 6.0.0"))  # the bump
+    fixture_cli(fixture_build.registry, "build", *one, "--record", str(paths[1]), config=overlay)
+    fixture_cli(fixture_build.registry, "build", *one, "--no-cache", "--record", str(paths[2]), config=overlay)
     repo = fixture_build.record.repository
-    builds = [next(b for b in load(path, BuildRecord).builds if b.variant == "npmlayers") for path in (first, second)]
-    host, path = repo.split("/", 1)
 
-    def entries(digest: str) -> list[tuple[str, int, int, str]]:
-        blob = tmp_path / digest.replace(":", "-")
-        urllib.request.urlretrieve(f"http://{host}/v2/{path}/blobs/{digest}", blob)
-        with tarfile.open(blob) as tar:
-            found = []
-            for member in tar.getmembers():
-                data = tar.extractfile(member).read() if member.isfile() else b""  # type: ignore[union-attr]
-                mtime = -1 if member.name in RUNTIME_MOUNT_POINTS else int(member.mtime)  # see above
-                found.append((member.name, mtime, member.mode, hashlib.sha256(data).hexdigest()))
-            return found
+    def layers(path: Path, variant: str) -> list[str]:
+        build = next(b for b in load(path, BuildRecord).builds if b.variant == variant)
+        return [digest for digest, _ in oci.layers_of(f"{repo}@{build.digest}")]
 
-    def layer_of(reference: str, package: str) -> tuple[str, list[tuple[str, int, int, str]]]:
-        """The layer that installs PACKAGE (its package.json), and its entries."""
-        for digest, _ in oci.layers_of(reference)[-6:]:
-            listed = entries(digest)
-            if any(name.endswith(f"node_modules/{package}/package.json") for name, *_ in listed):
-                return digest, listed
-        raise AssertionError(f"no layer of {reference} installs {package}")
-
-    old_odd, new_odd = (layer_of(f"{repo}@{b.digest}", "is-odd") for b in builds)
-    old_number, new_number = (layer_of(f"{repo}@{b.digest}", "is-number") for b in builds)
-    assert old_number[0] != new_number[0]  # the bumped tool's layer moved
-    assert old_odd[0] != old_number[0]  # a layer each
-    assert old_odd[1] == new_odd[1]  # the next tool's step, run again, wrote the same files and times
+    first, bumped, rebuilt = (layers(p, "npmlayers") for p in paths)
+    moved = [i for i, (a, b) in enumerate(zip(first, bumped, strict=True)) if a != b]
+    tiny_count = len(oci.layers_of(f"{repo}@{fixture_build.record.variant('tiny').digest}"))
+    assert len(moved) == 1, f"only is-number's layer moves: {moved} of {len(first)}"
+    assert rebuilt == bumped  # --no-cache: every step ran again, every layer the same
+    child_first, child_bumped, child_rebuilt = (layers(p, "npmchild") for p in paths)
+    own = len(first)  # npmchild's own layers follow its parent's
+    assert child_first[own:] == child_bumped[own:] and len(child_first) > own  # apt and RUN: the same bytes
+    assert child_rebuilt == child_bumped
+    assert tiny_count < len(first)
 
 
 def node_and_npm() -> list[str]:
