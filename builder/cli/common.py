@@ -15,7 +15,8 @@ import click
 from rich.markup import escape
 
 from builder import project
-from builder.engine import commands, oci
+from builder.engine import commands as tools
+from builder.engine import oci
 from builder.model.config import CONFIG_ENV, SUPPORTED_PLATFORMS, Settings, load_settings
 from builder.model.errors import FactoryError
 from builder.present.console import err_console, note
@@ -122,7 +123,7 @@ def main(ctx: click.Context, config_path: Path | None, namespace: str | None) ->
     Typical use: `hjk-images release` runs every stage against the embedded
     local registry; name a registry with --registry or in factory.yaml.
     """
-    commands.handle_stop_signals()
+    tools.handle_stop_signals()
     try:
         oci.registry_timeout()  # settings from the environment are checked before any work starts
     except FactoryError as exc:

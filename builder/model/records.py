@@ -13,7 +13,7 @@ from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from builder.model import files
+from builder.model import files as project_files
 from builder.model.errors import FactoryError
 
 BuildStatus = Literal["built", "reused", "failed", "skipped"]
@@ -146,7 +146,7 @@ Model = TypeVar("Model", bound=Record)
 
 def save(record: Record, path: Path) -> Path:
     """Write atomically: a crash mid-write leaves the previous file intact."""
-    return files.write_atomically(path, record.model_dump_json(indent=2) + "\n")
+    return project_files.write_atomically(path, record.model_dump_json(indent=2) + "\n")
 
 
 def load(path: Path, model: type[Model]) -> Model:

@@ -21,7 +21,7 @@ from packaging.version import InvalidVersion, Version
 from ruamel.yaml import YAML
 
 from builder.engine import releases
-from builder.model import files
+from builder.model import files as project_files
 from builder.model.config import FeatureConfig, Settings, parse_duration
 from builder.model.errors import FactoryError
 from builder.model.records import Bump
@@ -234,4 +234,4 @@ def apply(variants: VariantSet, bumps: list[Bump], clients_file: Path | None = N
     if feature is not None and moves_feature(bumps, feature[1]):
         path = feature[0]
         texts[path] = with_feature_minor_raised(texts.get(path) or path.read_text(encoding="utf-8"))
-    return list(texts), files.write_together(texts)
+    return list(texts), project_files.write_together(texts)

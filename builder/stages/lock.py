@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from builder.engine import oci, releases
-from builder.model import files
+from builder.model import files as project_files
 from builder.model.config import Settings
 from builder.model.errors import FactoryError
 from builder.model.graph import RootPins, package_moves
@@ -146,7 +146,7 @@ def read(path: Path) -> dict[str, Any]:
 
 def write(path: Path, data: dict[str, Any]) -> None:
     """Atomically, keeping its mode: a crash mid-write leaves the old file intact."""
-    files.write_atomically(path, dump(data))
+    project_files.write_atomically(path, dump(data))
 
 
 PINNED_KEYS = ("schema", "root", "tools")
@@ -249,7 +249,7 @@ def check_before_build(settings: Settings, variants: VariantSet, locked: Lock | 
 
 def record_debian(path: Path, installed: dict[str, dict[str, str]]) -> list[str]:
     """Keep what each image installed in the lock; return what changed since last time."""
-    with files.editing(path):
+    with project_files.editing(path):
         locked = read(path)
         drift = debian_drift(locked.get("debian", {}), installed)
         write(path, {**locked, "debian": installed})
@@ -285,7 +285,7 @@ def update(
     PINS: a bootstrapped root's digests, made by the caller. VERIFY_TOOLS: ask npm and PyPI
     that each release exists (off when the caller just did)."""
     path = lock_path(settings)
-    with files.editing(path):
+    with project_files.editing(path):
         return _update(path, settings, variants, only, pins, verify_tools)
 
 
