@@ -157,6 +157,10 @@ def main() -> int:
                                                 "--platform", args.platform, "--record", str(rebuilt),
                                                 *(a for v in VARIANTS for a in ("--variant", v))), 1)
         again = load(rebuilt, BuildRecord)
+        rebuilt_index = f"{again.repository}@{again.variant('base').digest}"
+        rebuilt_base = f"{again.repository}@{oci.inspect(rebuilt_index).platforms[args.platform]}"
+        pairs = zip(oci.layers_of(new_base), oci.layers_of(rebuilt_base), strict=False)
+        figures["layers_moved_by_no_cache"] = [i for i, (a, b) in enumerate(pairs) if a[0] != b[0]]
         figures["pull_after_no_cache"] = {
             v.variant: sum(d.bytes_to_pull for d in pull_costs(v.variant, f"{v.repository}@{v.index_digest}",
                                                                 f"{again.repository}@{again.variant(v.variant).digest}")
@@ -178,6 +182,7 @@ def main() -> int:
         ("release 1 (s)", figures["release_1_s"]), ("release 2, after the bump (s)", figures["release_2_s"]),
         ("no-cache build (s)", figures["no_cache_build_s"]),
         ("base layers that moved (index)", figures["layers_changed"]),
+        ("base layers a --no-cache rebuild moved (index)", figures["layers_moved_by_no_cache"]),
     ]
     report(rows, figures, args.json)
     return 0

@@ -17,7 +17,7 @@ from builder.engine.registry import EmbeddedRegistry, catalog
 from builder.engine.state import STATE_ENV
 from builder.model.records import BuildRecord, load
 from tests.conftest import FIXTURE_CONFIG, PROJECT_DIR, fork_variants, hjk
-from tests.docker.conftest import FixtureBuild, fixture_cli
+from tests.docker.conftest import FixtureBuild, fixture_cli, namespaced
 
 
 def test_build_makes_an_index_per_variant_with_both_platforms(fixture_build: FixtureBuild) -> None:
@@ -262,8 +262,9 @@ def test_an_agent_bump_moves_only_its_layer_and_a_no_cache_rebuild_moves_none(
     in the image: after a bump of the first tool, the second tool's step and a child variant's
     own steps (apt, RUN) run again on the moved parent and write byte-identical layers; a
     --no-cache rebuild of the same inputs writes every layer again, byte for byte the same."""
-    overlay = fork_of_fixtures(tmp_path)
-    variants = tmp_path / "variants"
+    # a namespace of its own: the --no-cache build makes tiny again too, whose tag other tests stand on
+    overlay = namespaced(tmp_path, "npmlayers", with_lock=False)
+    variants = overlay.parent / "variants"
     (variants / "npmlayers.yaml").write_text(
         "name: npmlayers\ndescription: two npm tools, a layer each\nparent: tiny\n"
         "template: variant.Dockerfile.j2\npackages: [curl]\n"
@@ -283,7 +284,7 @@ def test_an_agent_bump_moves_only_its_layer_and_a_no_cache_rebuild_moves_none(
     yaml_file.write_text(yaml_file.read_text().replace("version: 7.0.0", "version: 6.0.0"))  # the bump
     fixture_cli(fixture_build.registry, "build", *one, "--record", str(paths[1]), config=overlay)
     fixture_cli(fixture_build.registry, "build", *one, "--no-cache", "--record", str(paths[2]), config=overlay)
-    repo = fixture_build.record.repository
+    repo = load(paths[0], BuildRecord).repository
 
     def layers(path: Path, variant: str) -> list[str]:
         build = next(b for b in load(path, BuildRecord).builds if b.variant == variant)
@@ -291,14 +292,12 @@ def test_an_agent_bump_moves_only_its_layer_and_a_no_cache_rebuild_moves_none(
 
     first, bumped, rebuilt = (layers(p, "npmlayers") for p in paths)
     moved = [i for i, (a, b) in enumerate(zip(first, bumped, strict=True)) if a != b]
-    tiny_count = len(oci.layers_of(f"{repo}@{fixture_build.record.variant('tiny').digest}"))
     assert len(moved) == 1, f"only is-number's layer moves: {moved} of {len(first)}"
     assert rebuilt == bumped  # --no-cache: every step ran again, every layer the same
     child_first, child_bumped, child_rebuilt = (layers(p, "npmchild") for p in paths)
     own = len(first)  # npmchild's own layers follow its parent's
     assert child_first[own:] == child_bumped[own:] and len(child_first) > own  # apt and RUN: the same bytes
     assert child_rebuilt == child_bumped
-    assert tiny_count < len(first)
 
 
 def node_and_npm() -> list[str]:

@@ -20,7 +20,7 @@ def test_size_reports_every_layer_with_the_step_that_made_it(fixture_build: Fixt
         assert report["uncompressed"] >= sum(layer["uncompressed"] for layer in layers) > report["compressed"] / 2
         # the root's file system is the first layer; tiny's fragment made a layer of its own
         assert layers[0]["uncompressed"] > 50_000_000, platform
-        assert any(layer["step"] == "RUN echo tiny > /etc/tiny-release" for layer in layers), layers
+        assert any("echo tiny > /etc/tiny-release" in layer["step"] for layer in layers), layers
     table = hjk("--config", str(FIXTURE_CONFIG), "size", "--record", str(fixture_build.record_path),
                 "--variant", "tiny")
     assert "image sizes" in table.stdout and "echo tiny" in table.stdout
