@@ -59,7 +59,7 @@ def pin(fork: Path, agent: str, version: str) -> None:
     """Pin AGENT to VERSION in the fork's base.yaml, as a bump would."""
     path = fork / "variants" / "base.yaml"
     text = path.read_text(encoding="utf-8")
-    pattern = re.compile(rf"(  - name: {agent}\n(?:    .*\n)*?    version: )\S+")
+    pattern = _tool_key(agent, "version")
     if not pattern.search(text):
         raise SystemExit(f"{path}: no pin of {agent}")
     path.write_text(pattern.sub(rf"\g<1>{version}", text, count=1), encoding="utf-8")
@@ -68,10 +68,15 @@ def pin(fork: Path, agent: str, version: str) -> None:
 def current_pin(agent: str, key: str = "version") -> str:
     """AGENT's KEY (version, package) in base.yaml."""
     text = (PROJECT / "variants" / "base.yaml").read_text(encoding="utf-8")
-    found = re.search(rf"  - name: {agent}\n(?:    .*\n)*?    {key}: (\S+)", text)
+    found = _tool_key(agent, key).search(text)
     if not found:
         raise SystemExit(f"variants/base.yaml: no {key} for {agent}")
-    return found[1].strip('"')
+    return found[2].strip('"')
+
+
+def _tool_key(agent: str, key: str) -> re.Pattern[str]:
+    """AGENT's KEY line in base.yaml: group 1 up to the value, group 2 the value."""
+    return re.compile(rf"(  - name: {agent}\n(?:    .*\n)*?    {key}: )(\S+)")
 
 
 def release_before(package: str, version: str) -> str:
