@@ -37,6 +37,9 @@ class BootstrapInputs(Strict):
     suite: str
     mirror: str
     packages: list[str]
+    tree: str | None = None
+    """The digest of the factory's files in the root (`model.root_tree`); a lock written
+    before the root held them has none, so its pins are made again."""
 
 
 class RootLock(Strict):

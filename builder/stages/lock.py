@@ -26,6 +26,7 @@ from builder.model.config import Settings
 from builder.model.errors import FactoryError
 from builder.model.graph import RootPins, package_moves
 from builder.model.lockfile import LOCK_FILE, BootstrapInputs, Lock, load_lock
+from builder.model.root_tree import root_tree, tree_digest
 from builder.model.variants import CLIENTS, Tool, VariantSet, client_tools
 
 HEADER = "# Written by `hjk-images lock`: every input that can move. Review its diffs; don't edit it by hand.\n"
@@ -62,7 +63,8 @@ def declared_tools(variants: VariantSet, settings: Settings | None = None) -> di
 def bootstrap_inputs(settings: Settings) -> BootstrapInputs:
     """What a bootstrapped root is made from, as the lock records it."""
     boot = settings.config.root.bootstrap
-    return BootstrapInputs(suite=boot.suite, mirror=boot.mirror, packages=sorted(boot.packages))
+    return BootstrapInputs(suite=boot.suite, mirror=boot.mirror, packages=sorted(boot.packages),
+                           tree=tree_digest(root_tree(settings.templates_dir)))
 
 
 def _bootstrap_inputs(settings: Settings) -> dict[str, Any]:
@@ -192,7 +194,8 @@ def _describe_root(entry: dict[str, Any]) -> str:
         return "(none)"
     if "bootstrap" in entry:
         boot = entry["bootstrap"]
-        return f"bootstrap {boot['suite']} from {boot['mirror']} with [{', '.join(boot['packages'])}]"
+        tree = f", factory files {boot['tree'][:12]}" if boot.get("tree") else ""
+        return f"bootstrap {boot['suite']} from {boot['mirror']} with [{', '.join(boot['packages'])}]{tree}"
     return f"{entry['reference']}@{entry.get('index', '?')}"
 
 

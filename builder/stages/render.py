@@ -24,6 +24,7 @@ from builder.model.dockerfile import FROM_LINE, factory_froms, factory_variant
 from builder.model.errors import FactoryError
 from builder.model.graph import stage_arg
 from builder.model.rendered import RenderedVariant, differs, instruction_words
+from builder.model.root_tree import root_tree
 from builder.model.variants import ROOT, Runtime, Variant
 from builder.stages.templating import double_quoted, environment
 
@@ -107,7 +108,7 @@ def _context(variant: Variant, settings: Settings) -> dict[str, Any]:
         "pid1_user": "0" if variant.runtime.init else None,
         "labels": quoted_labels(image_labels(variant, settings)),
         "ca_in_image": settings.config.ca_in_image,
-        "helpers": HELPERS if variant.parent == ROOT else (),
+        "copy_root_tree": _copies_root_tree(settings, variant),
         "root_tree": ROOT_TREE,
         # a variant on the root has no user yet unless its own steps made one
         "ensure_user": variant.parent == ROOT,
@@ -184,33 +185,19 @@ def _tidy(text: str) -> str:
     return text.strip() + "\n"
 
 
-# Helper scripts every image on the root gets (children inherit them), in this order.
-HELPERS = ("with-extra-ca", "install-archive", "verify-apt-versions", "prune-foreign-binaries", "strip-debug-info",
-           "settle-times")
-
-
 ROOT_TREE = "files/root"
-"""Copied onto / by one COPY of a tree: the folders it lands in then take the context's
-fixed times, where copying files into a folder would stamp it with the build's time."""
+"""Where the factory's tree sits in the context of a variant on a root named by reference."""
 
-MOUNT_POINT_STUBS = {
-    "etc/hosts": b"127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n",
-    "etc/hostname": b"",
-    "etc/resolv.conf": b"",
-    "run/secrets/extra_ca": b"",
-}
-"""Files the runtime mounts over in every RUN step (the network files, the build secret).
-When they are missing, the engine creates them for the step and removes them after it,
-which moves the times of /etc, /run and /run/secrets in that step's layer: present, they
-are mounted over and every folder keeps its time (engines run their own over them)."""
+
+def _copies_root_tree(settings: Settings, variant: Variant) -> bool:
+    """A bootstrapped root holds the factory's tree; a root named by reference gets it by COPY."""
+    return variant.parent == ROOT and settings.config.root.source == "reference"
 
 
 def _helper_files(settings: Settings, variant: Variant) -> dict[str, bytes]:
-    if variant.parent != ROOT:
+    if not _copies_root_tree(settings, variant):
         return {}
-    folder = settings.templates_dir / "files" / "common"
-    return {**{f"{ROOT_TREE}/usr/local/bin/{name}": (folder / name).read_bytes() for name in HELPERS},
-            **{f"{ROOT_TREE}/{path}": data for path, data in MOUNT_POINT_STUBS.items()}}
+    return {f"{ROOT_TREE}/{item.path}": item.data for item in root_tree(settings.templates_dir)}
 
 
 def _context_files(settings: Settings, variant: Variant) -> dict[str, bytes]:

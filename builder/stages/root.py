@@ -1,7 +1,8 @@
 """The root OS image, made without a pull and the same bytes on every machine: a
 minimal Debian root per platform from Debian's packages (mmdebstrap, with a fixed
-SOURCE_DATE_EPOCH), written as a one-layer OCI image by `engine.ocilayout` (no
-BuildKit: its configs carry the build time) and pushed as it is.
+SOURCE_DATE_EPOCH), with the factory's own files (`model.root_tree`) in place of the
+build host's hostname and resolv.conf, written as a one-layer OCI image by
+`engine.ocilayout` (no BuildKit: its configs carry the build time) and pushed as it is.
 
 Each platform's root is tagged by its inputs (`<suite>-<arch>-<key>`), so a machine
 that finds that tag, or the digest the lock pins, runs no mmdebstrap at all. The
@@ -16,6 +17,7 @@ an interrupted bootstrap never leaves an entry a later run would trust.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -32,6 +34,7 @@ from builder.model.config import RootBootstrap, Settings, arch_of
 from builder.model.errors import FactoryError
 from builder.model.graph import RootImage, RootPins, package_moves
 from builder.model.lockfile import Lock
+from builder.model.root_tree import FOLDERS, TreeFile, root_tree, tree_digest
 
 # Left out of every root (and of later apt installs, since dpkg keeps the rule):
 # documentation nobody reads in an agent container, and the translations of
@@ -69,7 +72,26 @@ class RootfsTar:
     cached: bool
 
 
+@dataclass(frozen=True)
+class RootInputs:
+    """What shapes a bootstrapped root image: the bootstrap's settings and the factory's tree."""
+
+    boot: RootBootstrap
+    tree: tuple[TreeFile, ...]
+
+    @classmethod
+    def of(cls, settings: Settings) -> RootInputs:
+        return cls(settings.config.root.bootstrap, root_tree(settings.templates_dir))
+
+    def key(self, arch: str) -> str:
+        """The image's key: its file system's and its tree's (a helper's edit moves the
+        image, not the cached file system, so no bootstrap runs again for it)."""
+        both = f"{cache_key(self.boot, arch)} {tree_digest(self.tree)}"
+        return hashlib.sha256(both.encode()).hexdigest()[:16]
+
+
 def cache_key(boot: RootBootstrap, arch: str) -> str:
+    """The root file system's key (the tarball mmdebstrap writes)."""
     identity = {
         "suite": boot.suite, "arch": arch, "mirror": boot.mirror,
         "packages": sorted(boot.packages), "variant": MMDEBSTRAP_VARIANT,
@@ -84,9 +106,9 @@ def root_repository(settings: Settings, registry: str) -> str:
     return f"{registry}/{cfg.namespace}/{cfg.image}-{cfg.root.bootstrap.repository}"
 
 
-def key_tag(repository: str, boot: RootBootstrap, arch: str) -> str:
+def key_tag(repository: str, inputs: RootInputs, arch: str) -> str:
     """Where a platform's root is found by its inputs."""
-    return f"{repository}:{boot.suite}-{arch}-{cache_key(boot, arch)}"
+    return f"{repository}:{inputs.boot.suite}-{arch}-{inputs.key(arch)}"
 
 
 def make_rootfs(
@@ -134,17 +156,44 @@ def packages_in(tar: Path) -> dict[str, str]:
     return packages
 
 
-def write_root_image(tar: RootfsTar, boot: RootBootstrap) -> ocilayout.LayoutImage:
-    """The root's OCI layout beside its tarball: reused while the tarball is the cached one."""
-    layout = tar.path.with_suffix(".oci")
+def _relative(name: str) -> str:
+    return name.removeprefix("./").rstrip("/")
+
+
+def with_tree(source: Path, tree: tuple[TreeFile, ...], out: Path) -> None:
+    """Write OUT: SOURCE's members less those the tree replaces, then the tree's folders and
+    files, root's, at the epoch like the rest (SOURCE_DATE_EPOCH)."""
+    replaced = {item.path for item in tree} | set(FOLDERS)
+    epoch = int(SOURCE_DATE_EPOCH)
+    with tarfile.open(source) as src, tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as dst:
+        for member in src:
+            if _relative(member.name) not in replaced:
+                dst.addfile(member, src.extractfile(member) if member.isreg() else None)
+        for folder in FOLDERS:
+            info = tarfile.TarInfo(f"./{folder}")
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, epoch
+            dst.addfile(info)
+        for item in tree:
+            info = tarfile.TarInfo(f"./{item.path}")
+            info.size, info.mode, info.mtime = len(item.data), item.mode, epoch
+            dst.addfile(info, io.BytesIO(item.data))
+
+
+def write_root_image(tar: RootfsTar, inputs: RootInputs) -> ocilayout.LayoutImage:
+    """The root's OCI layout beside its tarball, under the image's key: reused while the
+    tarball is the cached one."""
+    boot, key = inputs.boot, inputs.key(tar.arch)
+    layout = tar.path.with_name(f"{boot.suite}-{tar.arch}-{key}.oci")
     if tar.cached and (found := ocilayout.read_image(layout)) is not None:
         return found
-    return ocilayout.write_image(
-        tar.path, layout, arch=tar.arch, cmd=["bash"],
-        labels={"org.opencontainers.image.title": f"Debian {boot.suite} root ({tar.arch})",
-                KEY_LABEL: cache_key(boot, tar.arch)},
-        created_by=f"ADD rootfs.tar / # mmdebstrap --variant={MMDEBSTRAP_VARIANT} {boot.suite} {tar.arch}",
-    )
+    with tempfile.TemporaryDirectory(prefix=".with-tree-", dir=tar.path.parent) as tmp:
+        merged = Path(tmp) / "rootfs.tar"
+        with_tree(tar.path, inputs.tree, merged)
+        return ocilayout.write_image(
+            merged, layout, arch=tar.arch, cmd=["bash"],
+            labels={"org.opencontainers.image.title": f"Debian {boot.suite} root ({tar.arch})", KEY_LABEL: key},
+            created_by=f"ADD rootfs.tar / # mmdebstrap --variant={MMDEBSTRAP_VARIANT} {boot.suite} {tar.arch}",
+        )
 
 
 def _trusted(tag: str, key: str, report: Report) -> str | None:
@@ -166,13 +215,13 @@ def _trusted(tag: str, key: str, report: Report) -> str | None:
     return digest
 
 
-def _locate(repository: str, boot: RootBootstrap, platform: str, pinned: str | None, report: Report) -> str | None:
+def _locate(repository: str, inputs: RootInputs, platform: str, pinned: str | None, report: Report) -> str | None:
     """This platform's root in the registry, without making anything: the lock's digest
     when it pins one, else what the input tag holds (when it was written from these inputs)."""
     if pinned:
         return pinned if oci.lookup(f"{repository}@{pinned}") is not None else None
     arch = arch_of(platform)
-    return _trusted(key_tag(repository, boot, arch), cache_key(boot, arch), report)
+    return _trusted(key_tag(repository, inputs, arch), inputs.key(arch), report)
 
 
 def _moved(platform: str, made: str, pinned: str, packages: dict[str, str], pins: RootPins) -> str:
@@ -188,28 +237,28 @@ class RootDrift(FactoryError):
 
 
 def _platform_root(
-    settings: Settings, registry: str, platform: str, pins: RootPins | None, report: Report,
+    settings: Settings, inputs: RootInputs, registry: str, platform: str, pins: RootPins | None, report: Report,
     drift: list[str] | None = None,
 ) -> str:
     """This platform's root digest in the registry: found there, or made here and pushed. A
     root other than the lock's pin is refused, unless DRIFT is given to collect it in."""
-    boot = settings.config.root.bootstrap
+    boot = inputs.boot
     arch = arch_of(platform)
     repository = root_repository(settings, registry)
     pinned = pins.images.get(platform) if pins else None
-    found = _locate(repository, boot, platform, pinned, report)
+    found = _locate(repository, inputs, platform, pinned, report)
     if found is not None:
         report(f"root {boot.suite}/{arch}: in the registry ({found}), nothing to make")
         return found
     tools.require("mmdebstrap")
     report(f"root {boot.suite}/{arch}: preparing root file system")
     tar = make_rootfs(boot, arch, state.subdir("cache", "rootfs"), state.subdir("logs") / f"mmdebstrap-{arch}.log")
-    image = write_root_image(tar, boot)
+    image = write_root_image(tar, inputs)
     moved = _moved(platform, image.digest, pinned, packages_in(tar.path), pins) \
         if pins and pinned and pinned != image.digest else None
     if moved and drift is None:  # refused before anything is pushed
         raise RootDrift(f"{moved}; a build stands only on the pinned root: {REPIN}, or pass --allow-root-drift")
-    tag = key_tag(repository, boot, arch)
+    tag = key_tag(repository, inputs, arch)
     pushed = oci.push_layout(image.path, ocilayout.REF_NAME, tag)
     if pushed != image.digest:
         raise FactoryError(f"the registry stored {tag} as {pushed}, not as the {image.digest} written here")
@@ -224,11 +273,11 @@ def _platform_root(
 def pin_problems(settings: Settings, registry: str, pins: RootPins | None) -> list[str]:
     """The lock's bootstrapped-root pins against what REGISTRY holds under each platform's
     input tag (read once, by tag): one line per platform that differs or can't be compared."""
-    boot = settings.config.root.bootstrap
+    inputs = RootInputs.of(settings)
     repository = root_repository(settings, registry)
     problems = []
     for platform in settings.config.platforms:
-        tag = key_tag(repository, boot, arch_of(platform))
+        tag = key_tag(repository, inputs, arch_of(platform))
         pinned = pins.images.get(platform) if pins else None
         held = oci.lookup(tag)
         if pinned is None:
@@ -253,8 +302,12 @@ def bootstrap(
     tools.ensure_docker()
     drift: list[str] | None = [] if allow_drift else None
     with state.exclusive("rootfs"), ThreadPoolExecutor(max_workers=len(chosen)) as pool:
-        digests = dict(zip(chosen, pool.map(lambda p: _platform_root(settings, registry, p, pins, report, drift),
-                                            chosen), strict=True))
+        inputs = RootInputs.of(settings)
+
+        def one(platform: str) -> str:
+            return _platform_root(settings, inputs, registry, platform, pins, report, drift)
+
+        digests = dict(zip(chosen, pool.map(one, chosen), strict=True))
     tag = f"{root_repository(settings, registry)}:{boot.suite}"
     joined = join_root_index(tag, digests) if set(settings.config.platforms) <= set(chosen) else ""
     return RootImage(reference=tag, digest=joined, platforms=digests, bootstrapped=True,
@@ -276,7 +329,8 @@ def join_root_index(reference: str, platforms: dict[str, str]) -> str:
 def make_pins(settings: Settings, *, fresh: bool, report: Report = _quiet) -> RootPins:
     """Each platform's root digest and packages, made here without a registry (FRESH: from
     the archive as it is now, replacing the cached file systems)."""
-    boot = settings.config.root.bootstrap
+    inputs = RootInputs.of(settings)
+    boot = inputs.boot
     tools.require("mmdebstrap")
 
     def one(platform: str) -> tuple[str, str, dict[str, str]]:
@@ -284,7 +338,7 @@ def make_pins(settings: Settings, *, fresh: bool, report: Report = _quiet) -> Ro
         report(f"root {boot.suite}/{arch}: {'making from the archive' if fresh else 'preparing'}")
         tar = make_rootfs(boot, arch, state.subdir("cache", "rootfs"),
                           state.subdir("logs") / f"mmdebstrap-{arch}.log", fresh=fresh)
-        return platform, write_root_image(tar, boot).digest, packages_in(tar.path)
+        return platform, write_root_image(tar, inputs).digest, packages_in(tar.path)
 
     platforms = list(settings.config.platforms)
     with state.exclusive("rootfs"), ThreadPoolExecutor(max_workers=len(platforms)) as pool:
@@ -298,7 +352,8 @@ def check(
 ) -> list[str]:
     """Make each platform's root from scratch in a temporary folder, ignoring every cache,
     and compare it with the registry's; one problem per platform that differs."""
-    boot = settings.config.root.bootstrap
+    inputs = RootInputs.of(settings)
+    boot = inputs.boot
     chosen = platforms or list(settings.config.platforms)
     repository = root_repository(settings, registry)
     tools.require("mmdebstrap")
@@ -308,9 +363,9 @@ def check(
         arch = arch_of(platform)
         with tempfile.TemporaryDirectory(prefix=f"hjk-root-check-{arch}-") as tmp:
             tar = make_rootfs(boot, arch, Path(tmp), logs / f"mmdebstrap-check-{arch}.log", fresh=True)
-            made = write_root_image(tar, boot).digest
+            made = write_root_image(tar, inputs).digest
             packages = packages_in(tar.path)
-        tag = key_tag(repository, boot, arch)
+        tag = key_tag(repository, inputs, arch)
         held = oci.lookup(tag)
         if pins and (pinned := pins.images.get(platform)) and pinned != made:
             report(_moved(platform, made, pinned, packages, pins))
@@ -344,7 +399,8 @@ def find_roots(
         digest = oci.lookup(root.reference)  # then read by that digest: the tag may move meanwhile
         return oci.inspect(f"{oci.repository_of(root.reference)}@{digest}").platforms if digest else {}
     repository = root_repository(settings, registry)
-    found = {p: _locate(repository, root.bootstrap, p, pins.images.get(p) if pins else None, _quiet)
+    inputs = RootInputs.of(settings)
+    found = {p: _locate(repository, inputs, p, pins.images.get(p) if pins else None, _quiet)
              for p in platforms}
     return {p: d for p, d in found.items() if d}
 

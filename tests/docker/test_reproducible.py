@@ -15,6 +15,7 @@ import yaml
 from builder.engine import oci
 from builder.model.config import RootBootstrap
 from builder.model.records import BuildRecord, load
+from builder.model.root_tree import root_tree
 from builder.stages import root
 from tests.conftest import FIXTURE_CONFIG, PROJECT_DIR, RUN_ID, forget_local_images, hjk
 from tests.docker.conftest import FixtureBuild, namespaced
@@ -66,7 +67,7 @@ def test_a_root_tag_with_other_content_is_not_trusted_and_check_names_the_platfo
     overlay = namespaced(tmp_path, f"repro-c-{RUN_ID}", with_lock=False)
     repository = f"{registry}/repro-c-{RUN_ID}/images-root"
     boot = RootBootstrap(**yaml.safe_load((PROJECT_DIR / "factory.yaml").read_text())["root"]["bootstrap"])
-    tag = root.key_tag(repository, boot, "amd64")
+    tag = root.key_tag(repository, root.RootInputs(boot, root_tree(PROJECT_DIR / "dockerfiles")), "amd64")
     tiny = next(b for b in fixture_build.record.builds_of("tiny") if b.platform == "linux/amd64")
     impostor = f"{fixture_build.record.repository}@{tiny.digest}"
     subprocess.run(["docker", "buildx", "imagetools", "create", "-t", tag, impostor], check=True, capture_output=True)

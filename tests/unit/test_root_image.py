@@ -14,7 +14,9 @@ from pathlib import Path
 from builder.engine import ocilayout
 from builder.model.config import RootBootstrap
 from builder.model.graph import package_moves
+from builder.model.root_tree import HELPERS, TreeFile, root_tree
 from builder.stages import root
+from tests.conftest import PROJECT_DIR
 
 STATUS = """Package: libc6
 Status: install ok installed
@@ -109,6 +111,34 @@ def test_a_moved_root_names_the_packages_that_moved_it() -> None:
 
 
 def test_the_key_tag_names_suite_arch_and_inputs() -> None:
-    boot = RootBootstrap()
-    tag = root.key_tag("r.example/ns/img-root", boot, "arm64")
-    assert tag == f"r.example/ns/img-root:trixie-arm64-{root.cache_key(boot, 'arm64')}"
+    inputs = root.RootInputs(RootBootstrap(), root_tree(PROJECT_DIR / "dockerfiles"))
+    tag = root.key_tag("r.example/ns/img-root", inputs, "arm64")
+    assert tag == f"r.example/ns/img-root:trixie-arm64-{inputs.key('arm64')}"
+    # a helper's edit moves the image's key, not the file system's (no bootstrap runs for it)
+    edited = (TreeFile(inputs.tree[0].path, inputs.tree[0].data + b"# edited\n", 0o755), *inputs.tree[1:])
+    assert root.RootInputs(RootBootstrap(), edited).key("arm64") != inputs.key("arm64")
+    assert root.cache_key(inputs.boot, "arm64") == root.cache_key(RootBootstrap(), "arm64")
+
+
+def test_the_tree_replaces_the_build_hosts_network_files_and_lands_at_the_epoch(tmp_path: Path) -> None:
+    source = tmp_path / "rootfs.tar"
+    with tarfile.open(source, "w") as archive:
+        for name, data in (("./etc/hostname", b"buildhost\n"), ("./etc/resolv.conf", b"nameserver 10.0.0.1\n"),
+                           ("./etc/os-release", b"ID=debian\n")):
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime = len(data), 0
+            archive.addfile(info, io.BytesIO(data))
+    tree = root_tree(PROJECT_DIR / "dockerfiles")
+    made = [tmp_path / "a.tar", tmp_path / "b.tar"]
+    for out in made:
+        root.with_tree(source, tree, out)
+    assert made[0].read_bytes() == made[1].read_bytes()
+    with tarfile.open(made[0]) as archive:
+        members = {m.name.removeprefix("./"): m for m in archive}
+        assert archive.extractfile(members["etc/hostname"]).read() == b""  # type: ignore[union-attr]
+        assert archive.extractfile(members["etc/os-release"]).read() == b"ID=debian\n"  # type: ignore[union-attr]
+        assert [n for n in members if n == "etc/hostname"] == ["etc/hostname"]
+        assert members["run/secrets"].isdir()
+        assert members["usr/local/bin/settle-times"].mode == 0o755
+        assert {m.mtime for m in members.values()} == {0}
+        assert {f"usr/local/bin/{name}" for name in HELPERS} <= set(members)
