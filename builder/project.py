@@ -17,8 +17,8 @@ from builder.model.graph import Plan
 from builder.model.loading import load_model
 from builder.model.lockfile import Lock
 from builder.model.rendered import RenderedVariant
+from builder.model.tools import NAME_PATTERN
 from builder.model.variants import (
-    NAME_PATTERN,
     Checks,
     Variant,
     VariantFile,

@@ -38,10 +38,8 @@ from builder.model.records import (
     TestResults,
     save,
 )
-from builder.model.variants import (
-    VariantSet,
-    client_tools,
-)
+from builder.model.tools import client_tools
+from builder.model.variants import VariantSet
 from builder.project import (
     Prepared,
     Project,
@@ -335,28 +333,7 @@ def publish(
             observer.published(plans, None, record.repository, None)
             return None
         signing = request.sign_key is not None or request.keyless
-        how_signed = "keyless (OIDC)" if request.sign_key is None else f"with {request.sign_key.name}"
-        if signing:
-            for reference in sign.sign_indexes([p.source for p in plans], request.sign_key):
-                observer.note(f"signed {reference}")
-            observer.stage("sign", f"{len(plans)} indexes and their platform images signed {how_signed}")
-        else:
-            observer.stage("sign", "[yellow]not signed: no --sign-key or --keyless[/]")
-        if request.with_sbom:
-            boms = sbom.attach_all(variants, plans, request.sign_key, release_path.parent / "sbom",
-                                   keyless=request.keyless)
-            for outcome in boms:
-                observer.note(f"SBOM {outcome.path.name} attached to {outcome.reference} as {outcome.attached_as}")
-            how = ", ".join(sorted({b.attached_as for b in boms}))
-            observer.stage("sbom", f"{len(boms)} SBOMs attached" + (f" ({how})" if how else ""))
-        else:
-            observer.stage("sbom", "[yellow]no SBOMs: --no-sbom[/]")
-        if signing:
-            attested = provenance.attach_all(variants, record, plans, version, request.sign_key,
-                                             lock.lock_path(settings), release_path.parent / "provenance")
-            observer.stage("provenance", f"{attested} signed SLSA provenance attestations")
-        else:
-            observer.stage("provenance", "[yellow]no provenance: nothing to sign it with[/]")
+        _sign_and_attest(settings, variants, record, plans, version, request, release_path, observer)
         published = publish_stage.apply(plans, record.repository)
         costs = [cost for v in published if v.previous
                  for cost in publish_stage.pull_costs(v.variant, v.previous, f"{v.repository}@{v.index_digest}")]
@@ -377,6 +354,37 @@ def publish(
     moved = sum(len(v.moved) for v in release.variants)
     observer.stage("publish", f"{len(plans)} variant(s), {moved} tags moved")
     return release
+
+
+def _sign_and_attest(
+    settings: Settings, variants: VariantSet, record: BuildRecord, plans: list[TagPlan], version: str | None,
+    request: PublishRequest, release_path: Path, observer: Observer,
+) -> None:
+    """Sign the indexes, attach their SBOMs and provenance: everything a tag may point at
+    carries them before any tag moves."""
+    signing = request.sign_key is not None or request.keyless
+    how_signed = "keyless (OIDC)" if request.sign_key is None else f"with {request.sign_key.name}"
+    if signing:
+        for reference in sign.sign_indexes([p.source for p in plans], request.sign_key):
+            observer.note(f"signed {reference}")
+        observer.stage("sign", f"{len(plans)} indexes and their platform images signed {how_signed}")
+    else:
+        observer.stage("sign", "[yellow]not signed: no --sign-key or --keyless[/]")
+    if request.with_sbom:
+        boms = sbom.attach_all(variants, plans, request.sign_key, release_path.parent / "sbom",
+                               keyless=request.keyless)
+        for outcome in boms:
+            observer.note(f"SBOM {outcome.path.name} attached to {outcome.reference} as {outcome.attached_as}")
+        how = ", ".join(sorted({b.attached_as for b in boms}))
+        observer.stage("sbom", f"{len(boms)} SBOMs attached" + (f" ({how})" if how else ""))
+    else:
+        observer.stage("sbom", "[yellow]no SBOMs: --no-sbom[/]")
+    if signing:
+        attested = provenance.attach_all(variants, record, plans, version, request.sign_key,
+                                         lock.lock_path(settings), release_path.parent / "provenance")
+        observer.stage("provenance", f"{attested} signed SLSA provenance attestations")
+    else:
+        observer.stage("provenance", "[yellow]no provenance: nothing to sign it with[/]")
 
 
 def _agents_feature(settings: Settings, variants: VariantSet, image_repository: str,

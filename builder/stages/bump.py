@@ -25,7 +25,8 @@ from builder.model import files as project_files
 from builder.model.config import FeatureConfig, Settings, parse_duration
 from builder.model.errors import FactoryError
 from builder.model.records import Bump
-from builder.model.variants import CLIENTS, Tool, VariantSet
+from builder.model.tools import CLIENTS, Tool
+from builder.model.variants import VariantSet
 
 
 def _version(text: str) -> Version | None:

@@ -16,7 +16,8 @@ from builder.model.config import FeatureConfig, Settings
 from builder.model.errors import FactoryError
 from builder.model.files import write_atomically
 from builder.model.records import PublishedFeature
-from builder.model.variants import Tool, Variant, VariantSet
+from builder.model.tools import Tool
+from builder.model.variants import Variant, VariantSet
 from builder.stages.templating import environment
 
 HELPER = "install-archive"

@@ -27,7 +27,8 @@ from builder.model.errors import FactoryError
 from builder.model.graph import RootPins, package_moves
 from builder.model.lockfile import LOCK_FILE, BootstrapInputs, Lock, load_lock
 from builder.model.root_tree import root_tree, tree_digest
-from builder.model.variants import CLIENTS, Tool, VariantSet, client_tools
+from builder.model.tools import CLIENTS, Tool, client_tools
+from builder.model.variants import VariantSet
 
 HEADER = "# Written by `hjk-images lock`: every input that can move. Review its diffs; don't edit it by hand.\n"
 

@@ -7,7 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from builder.model.errors import FactoryError
-from builder.model.variants import NAME_PATTERN, VariantSet
+from builder.model.tools import NAME_PATTERN
+from builder.model.variants import VariantSet
 
 VARIANT_TEMPLATE = """\
 # {name}: what this image adds on top of {parent}. Every key is checked by

@@ -11,7 +11,8 @@ from builder.engine.releases import Offer, Release
 from builder.model.errors import FactoryError
 from builder.model.loading import load_model
 from builder.model.records import Bump
-from builder.model.variants import Tool, VariantFile
+from builder.model.tools import Tool
+from builder.model.variants import VariantFile
 from builder.stages import bump
 from tests.conftest import PROJECT_DIR, fork_variants, free_port, hjk
 

@@ -17,7 +17,7 @@ from builder.model import devcontainer, starting
 from builder.model.config import load_settings
 from builder.model.errors import FactoryError
 from builder.model.records import Bump
-from builder.model.variants import CLIENTS, client_tools
+from builder.model.tools import CLIENTS, client_tools
 from builder.present import report
 from builder.stages import bump, lock
 from builder.stages.lint import contract_problems

@@ -10,6 +10,7 @@ carry a run label and are always removed.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import shlex
@@ -33,7 +34,7 @@ from builder.engine.devcontainer import remove as remove_dev_containers
 from builder.model import headjack
 from builder.model.errors import FactoryError
 from builder.model.records import BuildRecord, CheckOutcome, ImageResult, TestResults
-from builder.model.variants import OMITTED_TOOLS_FILE, Variant, VariantSet, language_checks
+from builder.model.variants import OMITTED_TOOLS_FILE, FileCheck, Variant, VariantSet, language_checks
 
 RUN_LABEL = headjack.SMOKE_RUN_LABEL
 OMITTED_DETAIL = "left out at build time: its source could not be fetched"
@@ -216,8 +217,13 @@ def _describe(code: int, output: str, timeout: int) -> str:
 
 
 def declared_checks(variant: Variant, session: Session, omitted: set[str]) -> list[CheckOutcome]:
+    """The variant file's checks (inherited and its own), run in one started container."""
+    return [*_tool_checks(variant, session, omitted), *_command_checks(variant, session, omitted),
+            *_file_checks(variant, session), *_env_checks(variant, session), *_metadata_checks(variant, session)]
+
+
+def _tool_checks(variant: Variant, session: Session, omitted: set[str]) -> list[CheckOutcome]:
     results: list[CheckOutcome] = []
-    facts = session.facts
     for tool in variant.tools:
         if tool.name in omitted and tool.optional:
             results.append(CheckOutcome(name=f"tool {tool.name}", kind="tool", status="omitted",
@@ -229,7 +235,11 @@ def declared_checks(variant: Variant, session: Session, omitted: set[str]) -> li
             return code == 0, _describe(code, out, 300) if code else out.strip().splitlines()[0][:200]
 
         results.append(_timed(f"tool {tool.name}: {tool.check_command}", "tool", tool_check))
+    return results
 
+
+def _command_checks(variant: Variant, session: Session, omitted: set[str]) -> list[CheckOutcome]:
+    results: list[CheckOutcome] = []
     for check in (*variant.commands, *language_checks(variant.languages)):
         if left_out := [name for name in check.requires if name in omitted]:
             results.append(CheckOutcome(name=check.name, kind="command", status="omitted",
@@ -245,49 +255,53 @@ def declared_checks(variant: Variant, session: Session, omitted: set[str]) -> li
             return True, out.strip()[-200:]
 
         results.append(_timed(check.name, "command", command_check))
+    return results
 
-    for spec in variant.files:
-        def file_check(f: Any = spec) -> tuple[bool, str]:
-            code, out = session.exec(["stat", "-c", "%F|%U:%G|%a", f.path], user="root")
-            if code != 0:
-                return False, f"{f.path} does not exist"
-            kind, owner, mode = out.strip().split("|")
-            problems = []
-            if f.kind == "file" and kind not in ("regular file", "regular empty file"):
-                problems.append(f"is a {kind}, not a file")
-            if f.kind == "directory" and kind != "directory":
-                problems.append(f"is a {kind}, not a directory")
-            if f.owner and owner != f.owner:
-                problems.append(f"owner {owner}, expected {f.owner}")
-            if f.mode and mode.zfill(4) != f.mode.zfill(4):
-                problems.append(f"mode {mode}, expected {f.mode}")
-            return not problems, "; ".join(problems) or f"{kind} {owner} {mode}"
 
-        results.append(_timed(f"file {spec.path}", "file", file_check))
+def _file_checks(variant: Variant, session: Session) -> list[CheckOutcome]:
+    def file_check(f: FileCheck) -> tuple[bool, str]:
+        code, out = session.exec(["stat", "-c", "%F|%U:%G|%a", f.path], user="root")
+        if code != 0:
+            return False, f"{f.path} does not exist"
+        kind, owner, mode = out.strip().split("|")
+        problems = []
+        if f.kind == "file" and kind not in ("regular file", "regular empty file"):
+            problems.append(f"is a {kind}, not a file")
+        if f.kind == "directory" and kind != "directory":
+            problems.append(f"is a {kind}, not a directory")
+        if f.owner and owner != f.owner:
+            problems.append(f"owner {owner}, expected {f.owner}")
+        if f.mode and mode.zfill(4) != f.mode.zfill(4):
+            problems.append(f"mode {mode}, expected {f.mode}")
+        return not problems, "; ".join(problems) or f"{kind} {owner} {mode}"
 
-    for key, expected in variant.env_checks.items():
-        def env_check(k: str = key, want: str = expected) -> tuple[bool, str]:
-            code, out = session.exec(["printenv", k])
-            got = out.strip() if code == 0 else "(unset)"
-            return got == want, f"{k}={got}" + ("" if got == want else f", expected {want}")
+    return [_timed(f"file {spec.path}", "file", functools.partial(file_check, spec)) for spec in variant.files]
 
-        results.append(_timed(f"env {key}", "env", env_check))
 
-    meta = variant.metadata
+def _env_checks(variant: Variant, session: Session) -> list[CheckOutcome]:
+    def env_check(key: str, want: str) -> tuple[bool, str]:
+        code, out = session.exec(["printenv", key])
+        got = out.strip() if code == 0 else "(unset)"
+        return got == want, f"{key}={got}" + ("" if got == want else f", expected {want}")
+
+    return [_timed(f"env {key}", "env", functools.partial(env_check, key, expected))
+            for key, expected in variant.env_checks.items()]
+
+
+def _metadata_checks(variant: Variant, session: Session) -> list[CheckOutcome]:
+    meta, facts = variant.metadata, session.facts
     expectations = {
         "user": (meta.user, facts.user), "workdir": (meta.workdir, facts.workdir),
         "stop signal": (meta.stop_signal, facts.stop_signal),
         "platform": (session.target.platform.split("/")[1], facts.architecture),
         **{f"label {k}": (v, facts.labels.get(k, "(unset)")) for k, v in meta.labels.items()},
     }
-    for what, (want, got) in expectations.items():
-        if want is None:
-            continue
-        def metadata_check(want: str = want, got: str = got) -> tuple[bool, str]:
-            return got == want, got + ("" if got == want else f", expected {want}")
 
-        results.append(_timed(f"metadata {what}", "metadata", metadata_check))
-    return results
+    def metadata_check(want: str, got: str) -> tuple[bool, str]:
+        return got == want, got + ("" if got == want else f", expected {want}")
+
+    return [_timed(f"metadata {what}", "metadata", functools.partial(metadata_check, want, got))
+            for what, (want, got) in expectations.items() if want is not None]
 
 
 def runtime_checks(variant: Variant, session: Session, checks_dir: Path) -> list[CheckOutcome]:
