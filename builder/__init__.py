@@ -3,9 +3,10 @@
 The data flows one way: variants -> render -> plan -> build -> test -> publish
 (-> sign, SBOM), each stage taking the previous stage's record and returning its own.
 
-    model/    pure data: factory config, variant files, records (build, test,
-              release), the build graph, rendered contexts, Headjack's label
-              contract. No engine, no processes, no Jinja, no terminal.
+    model/    pure data: factory config, variant files, tool pins, the lock, records
+              (build, test, release), the build graph, the root's own files,
+              rendered contexts, Headjack's label contract. No engine, no
+              processes, no Jinja, no terminal.
     engine/   everything that touches the outside: the one command runner
               (timeouts, redaction, retries, stop signals), buildx, containers,
               OCI registries, cosign, git, the state folder.
