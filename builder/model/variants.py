@@ -334,6 +334,7 @@ def _lineage_names(files: dict[str, tuple[VariantFile, Path]], name: str) -> set
 
 
 def resolve(files: dict[str, tuple[VariantFile, Path]], root_platforms: list[str]) -> VariantSet:
+    """Every variant file resolved along its parent chain, parents first."""
     resolved: dict[str, Variant] = {}
 
     def visit(name: str, chain: tuple[str, ...]) -> Variant:
@@ -350,53 +351,67 @@ def resolve(files: dict[str, tuple[VariantFile, Path]], root_platforms: list[str
         else:
             known = ", ".join([ROOT, *files])
             raise FactoryError(f"{path}: parent: no variant named '{spec.parent}' (known: {known})")
-
-        inherited_platforms = list(parent.platforms) if parent else list(root_platforms)
-        platforms = list(spec.platforms) if spec.platforms is not None else inherited_platforms
-        dropped = [p for p in inherited_platforms if p not in platforms]
-        if dropped:
-            source = f"parent '{spec.parent}'" if parent else "the factory's platforms"
-            raise FactoryError(
-                f"{path}: platforms: drops {', '.join(dropped)} that {source} builds; "
-                "a child must keep every platform of its parent"
-            )
-        for used in spec.stage_variants:
-            if used not in files:
-                raise FactoryError(f"{path}: a stage builds FROM variant '{used}', which doesn't exist "
-                                   f"(known: {', '.join(files)})")
-            if used == name or name in _lineage_names(files, used):
-                raise FactoryError(f"{path}: a stage builds FROM '{used}', which builds on {name}: a cycle")
-        tools = _merge_unique(parent.tools if parent else (), spec.tools)
-        lineage = (*parent.lineage, parent.name) if parent else ()
-        _check_language_managers(spec, path, tools, lineage)
-        _check_archives_cover(spec, path, platforms)
-        _check_requires(spec, path, tools)
-        inherited_entries = parent.devcontainer if parent else ()
-        _check_devcontainer_entry(spec, path, inherited_entries)
-        entries = (*inherited_entries, *([spec.devcontainer] if spec.devcontainer else []))
-        runtime = spec.runtime or (parent.runtime if parent else Runtime())
-        _check_init_survives_clients(path, runtime, entries)
-        variant = Variant(
-            file=spec, path=path,
-            lineage=lineage,
-            platforms=tuple(platforms),
-            tools=tools,
-            languages=_merge_languages(parent.languages if parent else {}, spec.languages.declared()),
-            runtime=runtime,
-            devcontainer=entries,
-            commands=(*(parent.commands if parent else ()), *spec.checks.commands),
-            files=(*(parent.files if parent else ()), *spec.checks.files),
-            env_checks={**(parent.env_checks if parent else {}), **spec.checks.env},
-            metadata=_merge_metadata(parent.metadata if parent else MetadataCheck(), spec.checks.metadata),
-        )
-        resolved[name] = variant
-        return variant
+        platforms = _platforms(spec, path, parent, root_platforms)
+        _check_stage_variants(files, name, spec, path)
+        resolved[name] = _on_parent(spec, path, parent, platforms)
+        return resolved[name]
 
     for name in files:
         visit(name, ())
     # dependency order: parents before children, stable by file name otherwise
     ordered = sorted(resolved.values(), key=lambda v: (len(v.lineage), v.name))
     return VariantSet({v.name: v for v in ordered})
+
+
+def _platforms(spec: VariantFile, path: Path, parent: Variant | None, root_platforms: list[str]) -> list[str]:
+    """The variant's platforms: its own list or its parent's; a child keeps every one of its parent's."""
+    inherited = list(parent.platforms) if parent else list(root_platforms)
+    platforms = list(spec.platforms) if spec.platforms is not None else inherited
+    dropped = [p for p in inherited if p not in platforms]
+    if dropped:
+        source = f"parent '{spec.parent}'" if parent else "the factory's platforms"
+        raise FactoryError(
+            f"{path}: platforms: drops {', '.join(dropped)} that {source} builds; "
+            "a child must keep every platform of its parent"
+        )
+    return platforms
+
+
+def _check_stage_variants(files: dict[str, tuple[VariantFile, Path]], name: str, spec: VariantFile,
+                          path: Path) -> None:
+    for used in spec.stage_variants:
+        if used not in files:
+            raise FactoryError(f"{path}: a stage builds FROM variant '{used}', which doesn't exist "
+                               f"(known: {', '.join(files)})")
+        if used == name or name in _lineage_names(files, used):
+            raise FactoryError(f"{path}: a stage builds FROM '{used}', which builds on {name}: a cycle")
+
+
+def _on_parent(spec: VariantFile, path: Path, parent: Variant | None, platforms: list[str]) -> Variant:
+    """The variant SPEC declares, merged over its resolved PARENT (None: on the root), checked."""
+    tools = _merge_unique(parent.tools if parent else (), spec.tools)
+    lineage = (*parent.lineage, parent.name) if parent else ()
+    _check_language_managers(spec, path, tools, lineage)
+    _check_archives_cover(spec, path, platforms)
+    _check_requires(spec, path, tools)
+    inherited_entries = parent.devcontainer if parent else ()
+    _check_devcontainer_entry(spec, path, inherited_entries)
+    entries = (*inherited_entries, *([spec.devcontainer] if spec.devcontainer else []))
+    runtime = spec.runtime or (parent.runtime if parent else Runtime())
+    _check_init_survives_clients(path, runtime, entries)
+    return Variant(
+        file=spec, path=path,
+        lineage=lineage,
+        platforms=tuple(platforms),
+        tools=tools,
+        languages=_merge_languages(parent.languages if parent else {}, spec.languages.declared()),
+        runtime=runtime,
+        devcontainer=entries,
+        commands=(*(parent.commands if parent else ()), *spec.checks.commands),
+        files=(*(parent.files if parent else ()), *spec.checks.files),
+        env_checks={**(parent.env_checks if parent else {}), **spec.checks.env},
+        metadata=_merge_metadata(parent.metadata if parent else MetadataCheck(), spec.checks.metadata),
+    )
 
 
 def _check_devcontainer_entry(
