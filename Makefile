@@ -16,10 +16,11 @@ setup: ## Install and start the toolchain (engine, buildx, QEMU, registry server
 images: setup ## The main job: build, test and push every variant (embedded registry unless REGISTRY=...)
 	$(HJK) release $(if $(REGISTRY),--registry $(REGISTRY))
 
-test: setup ## Every test tier: unit, docker (fixture images, both platforms) and end-to-end
+# The docker and end-to-end tiers run side by side: one waits mostly on the registry and
+# small builds, the other on arm64 emulation. Each tier's output is printed whole when it ends.
+test: setup ## Every test tier: unit first, then docker (fixture images, both platforms) and end-to-end side by side
 	$(PYTEST) -m "not docker and not slow" -q
-	$(PYTEST) -m "docker and not slow" -q --durations=10
-	$(PYTEST) -m "slow" -q --durations=15
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-docker test-e2e
 
 test-unit: ## Fast tier: no Docker engine needed
 	$(PYTEST) -m "not docker and not slow" -q
