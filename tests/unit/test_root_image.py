@@ -137,7 +137,8 @@ def test_the_tree_replaces_the_build_hosts_network_files_and_lands_at_the_epoch(
         members = {m.name.removeprefix("./"): m for m in archive}
         assert archive.extractfile(members["etc/hostname"]).read() == b""  # type: ignore[union-attr]
         assert archive.extractfile(members["etc/os-release"]).read() == b"ID=debian\n"  # type: ignore[union-attr]
-        assert [n for n in members if n == "etc/hostname"] == ["etc/hostname"]
+        names = [n.removeprefix("./") for n in archive.getnames()]
+        assert names.count("etc/hostname") == 1 and names.count("etc/resolv.conf") == 1  # replaced, not added
         assert members["run/secrets"].isdir()
         assert members["usr/local/bin/settle-times"].mode == 0o755
         assert {m.mtime for m in members.values()} == {0}
