@@ -31,12 +31,13 @@ class DevStarted:
     host_user: str
     labels: tuple[str, ...]
     docker_path: Path | None
+    tmpdir: Path
     up: dict[str, object]
     deviation: str | None
 
     def exec(self, *command: str, timeout: int = 600) -> subprocess.CompletedProcess[str]:
-        argv = ["runuser", "-u", self.host_user, "--", devcontainer_cli(), "exec",
-                "--workspace-folder", str(self.workspace)]
+        argv = ["runuser", "-u", self.host_user, "--", *engine_cli.with_tmpdir(self.tmpdir, [devcontainer_cli()]),
+                "exec", "--workspace-folder", str(self.workspace)]
         for label in self.labels:
             argv += ["--id-label", label]
         if self.docker_path:
@@ -68,14 +69,16 @@ def started_with_devcontainer(image: str, platform: str, host_user: str) -> Iter
         deviation = f"--privileged replaced by {' '.join(stand_in)} (host refuses it)"
     case = f"io.headjack.images.test-case={uuid.uuid4().hex[:10]}"
     ids = (f"{TEST_LABEL}={RUN_ID}", case)
-    argv = ["runuser", "-u", host_user, "--", devcontainer_cli(), "up", "--workspace-folder", str(workspace),
+    tmpdir = engine_cli.private_tmp(folder, host_user)
+    argv = ["runuser", "-u", host_user, "--", *engine_cli.with_tmpdir(tmpdir, [devcontainer_cli()]),
+            "up", "--workspace-folder", str(workspace),
             "--id-label", ids[0], "--id-label", ids[1], *(["--docker-path", str(docker_path)] if docker_path else [])]
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=1500, check=False)
         outcome = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
         assert proc.returncode == 0 and outcome.get("outcome") == "success", \
             f"devcontainer up failed: {proc.stdout[-1500:]}{proc.stderr[-3000:]}"
-        yield DevStarted(workspace, host_user, ids, docker_path, outcome, deviation)
+        yield DevStarted(workspace, host_user, ids, docker_path, tmpdir, outcome, deviation)
     finally:
         engine_cli.remove(case)
         shutil.rmtree(folder, ignore_errors=True)

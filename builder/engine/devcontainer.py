@@ -6,6 +6,11 @@ A workspace here is a folder whose `.devcontainer/devcontainer.json` names only 
 image, as a new user's would. Every container the CLI starts carries our id label, and
 `remove` takes it away with the named volumes its metadata asked for and the uid-remap
 image the CLI built.
+
+Each workspace's CLI runs get their own TMPDIR (`private_tmp`): the CLI writes its uid-remap
+Dockerfile and Feature builds under $TMPDIR/devcontainercli-<user>, named by the millisecond,
+so two `up`s started together by one user race there (`rename ... ENOENT`) or take each
+other's Feature files.
 """
 
 from __future__ import annotations
@@ -52,6 +57,21 @@ def write_workspace(folder: Path, image: str, owner: str | None) -> Path:
     return config
 
 
+def private_tmp(folder: Path, owner: str | None) -> Path:
+    """FOLDER/cli-tmp, OWNER's alone: the TMPDIR of one workspace's CLI runs."""
+    tmp = folder / "cli-tmp"
+    tmp.mkdir(mode=0o700, exist_ok=True)
+    if owner:
+        user = pwd.getpwnam(owner)
+        os.chown(tmp, user.pw_uid, user.pw_gid)
+    return tmp
+
+
+def with_tmpdir(tmpdir: Path, argv: Sequence[str]) -> list[str]:
+    """ARGV with TMPDIR set, through env so that it survives runuser."""
+    return ["env", f"TMPDIR={tmpdir}", *argv]
+
+
 def privileged_stand_in(folder: Path, stand_in: Sequence[str]) -> Path:
     """A `--docker-path` program that runs docker with `--privileged` replaced by STAND_IN
     (for hosts that refuse --privileged) and every other argument unchanged."""
@@ -82,6 +102,7 @@ class DevContainer:
     remote_workspace: str
     host_user: str | None
     docker_path: Path | None
+    tmpdir: Path
     log: str
 
     def _argv(self, subcommand: str, *command: str) -> list[str]:
@@ -89,7 +110,7 @@ class DevContainer:
         argv = [self.cli, subcommand, "--workspace-folder", str(self.workspace), *_label_args(self.id_labels)]
         if self.docker_path:
             argv += ["--docker-path", str(self.docker_path)]
-        return tools.run_as(self.host_user, [*argv, *command])
+        return tools.run_as(self.host_user, with_tmpdir(self.tmpdir, [*argv, *command]))
 
     def exec(self, command: Sequence[str], timeout: int = 300) -> tuple[int, str]:
         """`devcontainer exec` as the CLI runs it: the remote user, in the remote workspace."""
@@ -114,10 +135,10 @@ def up_argv(cli: str, workspace: Path | str, id_labels: Sequence[str], docker_pa
 
 
 def up(cli: str, workspace: Path, id_labels: Sequence[str], *, host_user: str | None, docker_path: Path | None,
-       timeout: int = 1200, options: Sequence[str] = ()) -> DevContainer:
-    """`devcontainer up` for WORKSPACE (OPTIONS: more of the CLI's own); a FactoryError carries
-    the CLI's own words."""
-    argv = up_argv(cli, workspace, id_labels, docker_path, options)
+       tmpdir: Path, timeout: int = 1200, options: Sequence[str] = ()) -> DevContainer:
+    """`devcontainer up` for WORKSPACE (OPTIONS: more of the CLI's own), with TMPDIR from
+    `private_tmp`; a FactoryError carries the CLI's own words."""
+    argv = with_tmpdir(tmpdir, up_argv(cli, workspace, id_labels, docker_path, options))
     proc = tools.run(tools.run_as(host_user, argv), check=False, timeout=timeout)
     outcome = _last_json(proc.stdout)
     if proc.returncode != 0 or outcome.get("outcome") != "success":
@@ -126,7 +147,7 @@ def up(cli: str, workspace: Path, id_labels: Sequence[str], *, host_user: str | 
     return DevContainer(
         cli=cli, workspace=workspace, id_labels=tuple(id_labels), container_id=str(outcome["containerId"]),
         remote_user=str(outcome.get("remoteUser", "")), remote_workspace=str(outcome.get("remoteWorkspaceFolder", "")),
-        host_user=host_user, docker_path=docker_path, log=proc.stderr[-4000:],
+        host_user=host_user, docker_path=docker_path, tmpdir=tmpdir, log=proc.stderr[-4000:],
     )
 
 

@@ -74,7 +74,8 @@ def up(image: str, feature: str, folder: Path, label: str, user: str = "develope
     (folder / ".devcontainer").mkdir(parents=True)
     (folder / ".devcontainer" / "devcontainer.json").write_text(json.dumps(
         {"image": image, "remoteUser": user, "features": {feature: {}}}))
-    proc = subprocess.run([*cli.up_argv(cli.cli_path(PROJECT_DIR), folder, [label], None, ["--buildkit", "never"])],
+    argv = cli.up_argv(cli.cli_path(PROJECT_DIR), folder, [label], None, ["--buildkit", "never"])
+    proc = subprocess.run(cli.with_tmpdir(cli.private_tmp(folder, None), argv),
                           capture_output=True, text=True, check=False, timeout=1200)
     said = proc.stdout + proc.stderr
     outcome = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
@@ -83,8 +84,10 @@ def up(image: str, feature: str, folder: Path, label: str, user: str = "develope
 
 
 def as_user(folder: Path, label: str, script: str) -> str:
-    proc = subprocess.run([cli.cli_path(PROJECT_DIR), "exec", "--workspace-folder", str(folder), "--id-label", label,
-                           "sh", "-c", script], capture_output=True, text=True, check=False, timeout=300)
+    argv = [cli.cli_path(PROJECT_DIR), "exec", "--workspace-folder", str(folder), "--id-label", label,
+            "sh", "-c", script]
+    proc = subprocess.run(cli.with_tmpdir(cli.private_tmp(folder, None), argv),
+                          capture_output=True, text=True, check=False, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 

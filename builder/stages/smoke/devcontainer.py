@@ -96,7 +96,8 @@ def check_image_devcontainer(variant: Variant, target: Target, run_id: str, opti
         devcontainer_cli.write_workspace(workspace, target.reference, account.pw_name)
         try:
             container = devcontainer_cli.up(options.cli, workspace, labels, host_user=options.host_user,
-                                            docker_path=docker_path)
+                                            docker_path=docker_path,
+                                            tmpdir=devcontainer_cli.private_tmp(folder, account.pw_name))
         except FactoryError as exc:
             return ImageResult(variant=variant.name, platform=target.platform, reference=target.reference,
                                client="devcontainer", checks=[], error=f"{target.reference} ({target.platform}): {exc}",
