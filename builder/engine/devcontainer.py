@@ -20,7 +20,7 @@ import os
 import pwd
 import shlex
 import stat
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -171,12 +171,25 @@ def remove(id_label: str) -> None:
     inspected = json.loads(tools.run(["docker", "inspect", *ids], check=False).stdout or "[]")
     volumes = [m["Name"] for c in inspected for m in c.get("Mounts") or []
                if m.get("Type") == "volume" and m.get("Name")]
-    images = {c["Config"]["Image"] for c in inspected if str(c["Config"].get("Image", "")).startswith("vsc-")}
+    images = made_images(str(c["Config"].get("Image", "")) for c in inspected)
     tools.run(["docker", "rm", "-f", "-v", *ids], check=False)
     if volumes:
         tools.run(["docker", "volume", "rm", "-f", *volumes], check=False)
     if images:
-        tools.run(["docker", "image", "rm", "-f", *sorted(images)], check=False)
+        tools.run(["docker", "image", "rm", "-f", *images], check=False)
+
+
+def made_images(started_from: Iterable[str]) -> list[str]:
+    """The images the CLI built for containers started from STARTED_FROM, each before the one
+    it was built on: a uid remap (`<name>-uid`) sits on the Features image (`vsc-...-features`)
+    the CLI built first, and removing only the one a container ran would leave the other."""
+    made: list[str] = []
+    for image in started_from:
+        if not image.startswith("vsc-"):
+            continue
+        chain = [image, image.removesuffix("-uid")]
+        made += [name for name in dict.fromkeys(chain) if name not in made]
+    return made
 
 
 def publish_feature(cli: str, folder: Path, registry: str, namespace: str) -> dict[str, Any]:

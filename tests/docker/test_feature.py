@@ -153,6 +153,8 @@ def test_the_feature_installs_node_and_the_agents_on_debian_then_keeps_them(
                                fixture_build.registry.address)
     label = f"{TEST_LABEL}=feature-{uuid.uuid4().hex[:8]}"
     reference = f"{published.feature.repository}:1"
+    workspaces = [tmp_path / "first", tmp_path / "again"]
+    before = images_named_for(workspaces)
     try:
         container, said = up(start, reference, tmp_path / "first", label)
         assert "hjk: tool node" in said and "installed from" in said
@@ -179,6 +181,15 @@ def test_the_feature_installs_node_and_the_agents_on_debian_then_keeps_them(
         cli.remove(f"{label}-again")
         cli.remove(label)
         subprocess.run(["docker", "image", "rm", "-f", start], capture_output=True, check=False)
+    left = images_named_for(workspaces) - before
+    assert not left, f"the CLI's images outlived their containers: {left}"
+
+
+def images_named_for(workspaces: list[Path]) -> set[str]:
+    """The engine's images named as the CLI names those it builds for WORKSPACES (vsc-<folder name>-...)."""
+    names = subprocess.run(["docker", "image", "ls", "--format", "{{.Repository}}"],
+                           capture_output=True, text=True, check=True).stdout.split()
+    return {name for name in names if name.startswith(tuple(f"vsc-{w.name}-" for w in workspaces))}
 
 
 @pytest.mark.parametrize(("setup", "expected"), [
