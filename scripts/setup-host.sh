@@ -106,6 +106,18 @@ else
   say "Docker engine answers"
 fi
 
+# --- Disk: the end-to-end tier and a release hold several GB of layers at once ---
+# A full disk shows up late and far away ("no space left on device" in a test's
+# `docker save`), so say it here, naming the folder and what frees space.
+MIN_FREE_GB="${HJK_MIN_FREE_GB:-10}"
+docker_root="$(docker info -f '{{.DockerRootDir}}' 2>/dev/null || echo /var/lib/docker)"
+for folder in "$docker_root" "${TMPDIR:-/tmp}"; do
+  free_gb=$(( $($SUDO df -Pk "$folder" | awk 'NR==2 {print $4}') / 1048576 ))
+  [ "$free_gb" -ge "$MIN_FREE_GB" ] || fail "$folder has ${free_gb} GB free, under the ${MIN_FREE_GB} GB a release and the \
+test tiers need; free space (e.g. \`docker builder prune --keep-storage 20GB\`, \`docker image prune -a\`) or set HJK_MIN_FREE_GB"
+done
+say "disk: at least ${MIN_FREE_GB} GB free in $docker_root and ${TMPDIR:-/tmp}"
+
 # --- buildx ------------------------------------------------------------------
 if ! docker buildx version >/dev/null 2>&1; then
   [ "$is_debian_like" -eq 1 ] || { manual_instructions; exit 1; }
