@@ -16,13 +16,13 @@ setup: ## Install and start the toolchain (engine, buildx, QEMU, registry server
 images: setup ## The main job: build, test and push every variant (embedded registry unless REGISTRY=...)
 	$(HJK) release $(if $(REGISTRY),--registry $(REGISTRY))
 
-# One tier after the other: run side by side, the docker and end-to-end tiers met in the
-# Dev Containers CLI's per-user cache folder (one tier's Feature was installed in the
-# other's build) and in the engine's image store.
-test: setup ## Every test tier: unit, docker (fixture images, both platforms) and end-to-end
+# The docker and end-to-end tiers run side by side: one waits mostly on the registry and
+# small builds, the other on arm64 emulation. They share only keyed caches: each has its
+# own state folder, registry and Dev Containers CLI TMPDIR per workspace. Each tier's
+# output is printed whole when it ends.
+test: setup ## Every test tier: unit first, then docker (fixture images, both platforms) and end-to-end side by side
 	$(PYTEST) -m "not docker and not slow" -q
-	$(PYTEST) -m "docker and not slow" -q --durations=10
-	$(PYTEST) -m "slow" -q --durations=15
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-docker test-e2e
 
 test-unit: ## Fast tier: no Docker engine needed
 	$(PYTEST) -m "not docker and not slow" -q

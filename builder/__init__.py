@@ -16,12 +16,13 @@ The data flows one way: variants -> render -> plan -> build -> test -> publish
     present/  what people see: tables, the live build board, the console observer.
     project.py what a command works on, each read once: variants, lock, registry,
               the rendered and planned selection.
-    runner.py the stages composed; `release` is build, test and publish in order.
+    runner.py the stages composed: what `build`, `test`, `publish`, `bump` and `pin` run.
+    pipeline.py `release`: every stage in order through one wrapper, stopping at the first failure.
     queries.py read-only look-ups (what a build would do, sizes, what is published).
     cli/      parses options, calls the runner or a query, prints (a module per topic).
 
 Dependency rule: each layer imports only the layers below it
-(cli -> runner | queries -> project -> stages | present -> engine -> model); only the engine imports
+(cli -> pipeline -> runner | queries -> project -> stages | present -> engine -> model); only the engine imports
 subprocess, python-on-whales, docker or testcontainers. pyproject.toml states
 these as import-linter contracts, and tests/unit/test_architecture.py checks them.
 """

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from builder import project, runner
+from builder import pipeline, project, runner
 from builder.cli.common import (
     budget_option,
     changed_option,
@@ -232,7 +232,7 @@ def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple
         ctx.invoke(plan, variant_names=variant_names, platforms=platforms, registry=registry,
                    as_json=False, offline=False)
         return
-    request = runner.ReleaseRequest(
+    request = pipeline.ReleaseRequest(
         registry=registry, variant_names=list(variant_names), platforms=list(platforms), force=force,
         max_parallel=max_parallel, network=network, require_all_tools=require_all_tools,
         allow_root_drift=allow_root_drift, clients=runner.Clients(clients or ("headjack",), host_user),
@@ -241,7 +241,7 @@ def release(ctx: click.Context, variant_names: tuple[str, ...], platforms: tuple
     )
     observer = ConsoleObserver(show_indexes=False)
     try:
-        runner.release(project_of(ctx), request, observer)
+        pipeline.release(project_of(ctx), request, observer)
     finally:
         stage_table(observer.stages)
 
