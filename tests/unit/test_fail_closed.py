@@ -123,7 +123,7 @@ def test_runtime_checks_fail_under_pythonoptimize(tmp_path: Path) -> None:
     (checks / "v.py").write_text("def check_fails(session):\n    assert False, 'must fail'\n")
     script = (
         "from pathlib import Path\n"
-        "from builder.stages.smoke import _runtime_modules\n"
+        "from builder.stages.smoke.checks import _runtime_modules\n"
         "class V: lineage = (); name = 'v'\n"
         f"(name, module), = _runtime_modules(V(), Path({str(checks)!r}))\n"
         "try:\n    module.check_fails(None)\nexcept AssertionError as e:\n    print('failed:', e)\n"
@@ -197,8 +197,9 @@ def test_only_the_hosts_own_refusal_counts_as_refusing_privileged(
 ) -> None:
     from builder.engine import containers
     from builder.stages import smoke
+    from builder.stages.smoke import session
 
-    monkeypatch.setattr(smoke, "_privileged_probe", {})
+    monkeypatch.setattr(session, "_privileged_probe", {})
     monkeypatch.setattr(containers, "run", lambda argv, **_: commands.Result(argv, 125, "", stderr))
     if refused is None:
         with pytest.raises(FactoryError, match="failed for another reason than the host refusing it"):

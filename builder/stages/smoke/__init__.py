@@ -10,10 +10,7 @@ carry a run label and are always removed.
 
 from __future__ import annotations
 
-import functools
 import os
-import re
-import shlex
 import shutil
 import tempfile
 import threading
@@ -22,58 +19,34 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from builder.engine import commands as tools
-from builder.engine import containers, oci
+from builder.engine import oci
 from builder.engine.containers import Container, remove_labelled
 from builder.engine.devcontainer import remove as remove_dev_containers
 from builder.model import headjack
 from builder.model.errors import FactoryError
 from builder.model.records import BuildRecord, CheckOutcome, ImageResult, TestResults
-from builder.model.variants import OMITTED_TOOLS_FILE, FileCheck, Variant, VariantSet, language_checks
+from builder.model.variants import OMITTED_TOOLS_FILE, Variant, VariantSet
+from builder.stages.smoke.checks import declared_checks, runtime_checks
+from builder.stages.smoke.devcontainer import check_image_devcontainer, check_options
+from builder.stages.smoke.session import (
+    RUN_LABEL,
+    CheckFn,
+    ClientOptions,
+    ImageFacts,
+    Omitted,
+    Session,
+    Target,
+    host_arch,
+    privileged_allowed,
+    timed,
+)
 
-RUN_LABEL = headjack.SMOKE_RUN_LABEL
-OMITTED_DETAIL = "left out at build time: its source could not be fetched"
-TIMEOUT_EXIT_CODES = (124, 137)
-
-
-@dataclass(frozen=True)
-class Target:
-    variant: str
-    platform: str
-    reference: str
-    """repository@sha256:... of the single-platform image."""
-    root_reference: str | None = None
-    """The root image for this platform (a small image runtime checks can use)."""
-
-
-@dataclass(frozen=True)
-class ImageFacts:
-    """What `docker image inspect` says about the pulled image."""
-
-    user: str
-    workdir: str
-    stop_signal: str
-    labels: dict[str, str]
-    env: dict[str, str]
-    architecture: str
-    entrypoint: tuple[str, ...] = ()
-
-    @classmethod
-    def of(cls, reference: str, platform: str) -> ImageFacts:
-        raw = containers.pull_and_inspect(reference, platform)
-        config = raw.get("Config") or {}
-        env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
-        return cls(
-            user=config.get("User") or "", workdir=config.get("WorkingDir") or "",
-            stop_signal=config.get("StopSignal") or "", labels=config.get("Labels") or {},
-            env=env, architecture=raw.get("Architecture", ""), entrypoint=tuple(config.get("Entrypoint") or ()),
-        )
-
+__all__ = ["RUN_LABEL", "CheckFn", "ClientOptions", "ImageFacts", "Omitted", "Session", "Target", "host_arch",
+           "privileged_allowed"]
 
 def container_kwargs(run: headjack.HeadjackRun) -> dict[str, Any]:
     """Headjack's flags as docker-py arguments for testcontainers: the same container the
@@ -104,16 +77,6 @@ def container_kwargs(run: headjack.HeadjackRun) -> dict[str, Any]:
     return kwargs
 
 
-_privileged_probe: dict[str, bool] = {}
-
-
-def privileged_allowed(reference: str) -> bool:
-    """Whether this host lets a container run --privileged (some VMs refuse it); asked once."""
-    if "result" not in _privileged_probe:
-        _privileged_probe["result"] = containers.privileged_runs(reference, f"{RUN_LABEL}=probe")
-    return _privileged_probe["result"]
-
-
 def headjack_run(labels: dict[str, str], reference: str) -> headjack.HeadjackRun:
     """Headjack's start for this image on this host; the --privileged probe runs only when asked for."""
     refused = headjack.wants_privileged(labels) and not privileged_allowed(reference)
@@ -121,200 +84,6 @@ def headjack_run(labels: dict[str, str], reference: str) -> headjack.HeadjackRun
         return headjack.plan_run(labels, "docker", privileged_refused=refused)
     except headjack.ContractError as exc:
         raise FactoryError(f"image {reference}: {exc}") from None
-
-
-@dataclass(frozen=True)
-class ClientOptions:
-    """How the Dev Containers client runs: which CLI, and as which host user."""
-
-    cli: str
-    """The devcontainer executable (the project's pinned one)."""
-    host_user: str | None
-    """The host account that runs the CLI (None: whoever runs us)."""
-
-
-class Omitted(FactoryError):
-    """Raised by a check that can't be judged here; the reason is reported, never hidden."""
-
-
-_host_arch: dict[str, str] = {}
-
-
-def host_arch() -> str:
-    """The engine's own CPU in platform terms (amd64, arm64)."""
-    if "arch" not in _host_arch:
-        _host_arch["arch"] = containers.engine_arch()
-    return _host_arch["arch"]
-
-
-class Session:
-    """A started container plus helpers the checks use."""
-
-    def __init__(self, container: Container, facts: ImageFacts, workspace: Path, target: Target) -> None:
-        self.container = container
-        self.facts = facts
-        self.workspace = workspace
-        self.target = target
-
-    @property
-    def emulated(self) -> bool:
-        """True when this platform runs under QEMU user emulation on this engine."""
-        return self.target.platform.split("/")[1] != host_arch()
-
-    @property
-    def user(self) -> str:
-        return self.facts.user or "root"
-
-    def exec(self, argv: list[str], *, user: str | None = None, timeout: int = 120) -> tuple[int, str]:
-        """Run ARGV by plain exec (no shell, no login) in /workspace; timed out -> exit 124.
-
-        Like Headjack, no user is passed unless a check names one: the command runs as
-        the image's USER."""
-        return self.container.exec(argv, user=user or "", workdir=headjack.WORKSPACE, timeout=timeout)
-
-    def shell(self, script: str, *, user: str | None = None, timeout: int = 120) -> tuple[int, str]:
-        return self.exec(["bash", "-c", script], user=user, timeout=timeout)
-
-    def logs(self) -> str:
-        return self.container.logs()
-
-
-CheckFn = Callable[[Session], str | None]
-
-
-def _runtime_modules(variant: Variant, checks_dir: Path) -> Iterator[tuple[str, ModuleType]]:
-    """Python check modules of the variant's ancestors, then its own (variants/checks/NAME.py)."""
-    for name in (*variant.lineage, variant.name):
-        path = checks_dir / f"{name}.py"
-        if not path.is_file():
-            continue
-        module = ModuleType(f"headjack_checks_{name}")
-        module.__file__ = str(path)
-        # optimize=0: the checks fail through `assert`, which PYTHONOPTIMIZE must not remove
-        exec(compile(path.read_text(encoding="utf-8"), str(path), "exec", optimize=0), module.__dict__)
-        yield name, module
-
-
-def _timed(name: str, kind: str, fn: Callable[[], tuple[bool, str]]) -> CheckOutcome:
-    start = time.monotonic()
-    try:
-        ok, detail = fn()
-    except Omitted as why:
-        return CheckOutcome(name=name, kind=kind, status="omitted",
-                            duration_s=round(time.monotonic() - start, 2), detail=str(why))
-    except AssertionError as exc:
-        ok, detail = False, str(exc) or "assertion failed"
-    except Exception as exc:  # a broken check is a failed check, never a crash of the run
-        ok, detail = False, f"{type(exc).__name__}: {exc}"
-    return CheckOutcome(name=name, kind=kind, status="passed" if ok else "failed",
-                        duration_s=round(time.monotonic() - start, 2), detail=detail[-2000:])
-
-
-def _describe(code: int, output: str, timeout: int) -> str:
-    if code in TIMEOUT_EXIT_CODES:
-        return f"timed out after {timeout} s; output: {output.strip()[-500:]}"
-    return f"exit {code}: {output.strip()[-500:]}"
-
-
-def declared_checks(variant: Variant, session: Session, omitted: set[str]) -> list[CheckOutcome]:
-    """The variant file's checks (inherited and its own), run in one started container."""
-    return [*_tool_checks(variant, session, omitted), *_command_checks(variant, session, omitted),
-            *_file_checks(variant, session), *_env_checks(variant, session), *_metadata_checks(variant, session)]
-
-
-def _tool_checks(variant: Variant, session: Session, omitted: set[str]) -> list[CheckOutcome]:
-    results: list[CheckOutcome] = []
-    for tool in variant.tools:
-        if tool.name in omitted and tool.optional:
-            results.append(CheckOutcome(name=f"tool {tool.name}", kind="tool", status="omitted",
-                                        detail=OMITTED_DETAIL))
-            continue
-
-        def tool_check(argv: tuple[str, ...] = tuple(shlex.split(tool.check_command))) -> tuple[bool, str]:
-            code, out = session.exec(list(argv), timeout=300)
-            return code == 0, _describe(code, out, 300) if code else out.strip().splitlines()[0][:200]
-
-        results.append(_timed(f"tool {tool.name}: {tool.check_command}", "tool", tool_check))
-    return results
-
-
-def _command_checks(variant: Variant, session: Session, omitted: set[str]) -> list[CheckOutcome]:
-    results: list[CheckOutcome] = []
-    for check in (*variant.commands, *language_checks(variant.languages)):
-        if left_out := [name for name in check.requires if name in omitted]:
-            results.append(CheckOutcome(name=check.name, kind="command", status="omitted",
-                                        detail=f"needs {', '.join(left_out)}, " + OMITTED_DETAIL))
-            continue
-
-        def command_check(c: Any = check) -> tuple[bool, str]:
-            code, out = session.shell(c.run, user=c.user, timeout=c.timeout)
-            if code != c.exit_code:
-                return False, f"expected exit {c.exit_code}, got " + _describe(code, out, c.timeout)
-            if c.expect and not re.search(c.expect, out.strip(), re.MULTILINE):
-                return False, f"output does not match /{c.expect}/: {out.strip()[-300:]}"
-            return True, out.strip()[-200:]
-
-        results.append(_timed(check.name, "command", command_check))
-    return results
-
-
-def _file_checks(variant: Variant, session: Session) -> list[CheckOutcome]:
-    def file_check(f: FileCheck) -> tuple[bool, str]:
-        code, out = session.exec(["stat", "-c", "%F|%U:%G|%a", f.path], user="root")
-        if code != 0:
-            return False, f"{f.path} does not exist"
-        kind, owner, mode = out.strip().split("|")
-        problems = []
-        if f.kind == "file" and kind not in ("regular file", "regular empty file"):
-            problems.append(f"is a {kind}, not a file")
-        if f.kind == "directory" and kind != "directory":
-            problems.append(f"is a {kind}, not a directory")
-        if f.owner and owner != f.owner:
-            problems.append(f"owner {owner}, expected {f.owner}")
-        if f.mode and mode.zfill(4) != f.mode.zfill(4):
-            problems.append(f"mode {mode}, expected {f.mode}")
-        return not problems, "; ".join(problems) or f"{kind} {owner} {mode}"
-
-    return [_timed(f"file {spec.path}", "file", functools.partial(file_check, spec)) for spec in variant.files]
-
-
-def _env_checks(variant: Variant, session: Session) -> list[CheckOutcome]:
-    def env_check(key: str, want: str) -> tuple[bool, str]:
-        code, out = session.exec(["printenv", key])
-        got = out.strip() if code == 0 else "(unset)"
-        return got == want, f"{key}={got}" + ("" if got == want else f", expected {want}")
-
-    return [_timed(f"env {key}", "env", functools.partial(env_check, key, expected))
-            for key, expected in variant.env_checks.items()]
-
-
-def _metadata_checks(variant: Variant, session: Session) -> list[CheckOutcome]:
-    meta, facts = variant.metadata, session.facts
-    expectations = {
-        "user": (meta.user, facts.user), "workdir": (meta.workdir, facts.workdir),
-        "stop signal": (meta.stop_signal, facts.stop_signal),
-        "platform": (session.target.platform.split("/")[1], facts.architecture),
-        **{f"label {k}": (v, facts.labels.get(k, "(unset)")) for k, v in meta.labels.items()},
-    }
-
-    def metadata_check(want: str, got: str) -> tuple[bool, str]:
-        return got == want, got + ("" if got == want else f", expected {want}")
-
-    return [_timed(f"metadata {what}", "metadata", functools.partial(metadata_check, want, got))
-            for what, (want, got) in expectations.items() if want is not None]
-
-
-def runtime_checks(variant: Variant, session: Session, checks_dir: Path) -> list[CheckOutcome]:
-    results = []
-    for owner, module in _runtime_modules(variant, checks_dir):
-        for attr in sorted(dir(module)):
-            fn = getattr(module, attr)
-            if attr.startswith("check_") and callable(fn):
-                def run(fn: CheckFn = fn) -> tuple[bool, str]:
-                    return True, fn(session) or "ok"
-
-                results.append(_timed(f"{owner}: {attr[6:].replace('_', ' ')}", "runtime", run))
-    return results
 
 
 def _wait_ready(container: Container, run: headjack.HeadjackRun, timeout: int) -> None:
@@ -383,7 +152,7 @@ def stop_check(session: Session, timeout: int) -> CheckOutcome:
         ok = elapsed < timeout - 1
         return ok, f"stopped in {elapsed:.1f} s with exit {code} ({session.facts.stop_signal or 'SIGTERM'})"
 
-    return _timed(f"stops on {session.facts.stop_signal or 'SIGTERM'}", "lifecycle", run)
+    return timed(f"stops on {session.facts.stop_signal or 'SIGTERM'}", "lifecycle", run)
 
 
 def check_image(variant: Variant, target: Target, run_id: str, checks_dir: Path) -> ImageResult:
@@ -422,7 +191,6 @@ def run_tests(
 ) -> TestResults:
     """Every target started by each of CLIENTS: Headjack's label rules, the Dev Containers CLI
     (with DEVCONTAINER's options); a container per client, one after the other."""
-    from builder.stages.smoke.devcontainer import check_image_devcontainer, check_options
 
     tools.ensure_docker()
     unknown = [c for c in clients if c not in CLIENTS]

@@ -32,16 +32,16 @@ from builder.model import headjack
 from builder.model.errors import FactoryError
 from builder.model.records import CheckOutcome, ImageResult
 from builder.model.variants import OMITTED_TOOLS_FILE, Variant
-from builder.stages.smoke import (
+from builder.stages.smoke.session import (
     RUN_LABEL,
     ClientOptions,
     ImageFacts,
     Omitted,
     Target,
-    _describe,
-    _timed,
+    describe,
     host_arch,
     privileged_allowed,
+    timed,
 )
 
 INSTANCE_LABEL = headjack.OWN_PREFIX + "dev-container"
@@ -119,19 +119,19 @@ def _checks(variant: Variant, target: Target, facts: ImageFacts, wanted: dict[st
             container: devcontainer_cli.DevContainer, account: pwd.struct_passwd) -> list[CheckOutcome]:
     emulated = target.platform.split("/")[1] != host_arch()
     checks: list[Callable[[], CheckOutcome]] = [
-        lambda: _timed("devcontainer: commands run as the remote user", "devcontainer",
+        lambda: timed("devcontainer: commands run as the remote user", "devcontainer",
                        lambda: _remote_user(container, wanted)),
-        lambda: _timed("devcontainer: the workspace is the host user's", "devcontainer",
+        lambda: timed("devcontainer: the workspace is the host user's", "devcontainer",
                        lambda: _workspace(container, account)),
     ]
     if wanted.get("overrideCommand") is False and facts.entrypoint:
-        checks.append(lambda: _timed("devcontainer: PID 1 is the image's ENTRYPOINT", "devcontainer",
+        checks.append(lambda: timed("devcontainer: PID 1 is the image's ENTRYPOINT", "devcontainer",
                                      lambda: _pid1(container, facts.entrypoint)))
     if variant.runtime.init and "systemd" in variant.runtime.init[0]:
-        checks.append(lambda: _timed("devcontainer: systemd is running", "devcontainer",
+        checks.append(lambda: timed("devcontainer: systemd is running", "devcontainer",
                                      lambda: _systemd(container, emulated)))
     if any(t.name == "dockerd" for t in variant.tools):
-        checks.append(lambda: _timed("devcontainer: the inner engine runs a container for the remote user",
+        checks.append(lambda: timed("devcontainer: the inner engine runs a container for the remote user",
                                      "devcontainer", lambda: _inner_engine(container, emulated)))
     code, out = container.exec(["cat", OMITTED_TOOLS_FILE])
     omitted = set(out.split()) if code == 0 else set()
@@ -139,7 +139,7 @@ def _checks(variant: Variant, target: Target, facts: ImageFacts, wanted: dict[st
     for tool in variant.tools:
         if tool.source == "npm" and tool.name not in omitted:
             command = tool.check_command
-            results.append(_timed(f"devcontainer: tool {tool.name}: {command}", "devcontainer",
+            results.append(timed(f"devcontainer: tool {tool.name}: {command}", "devcontainer",
                                   functools.partial(_tool, container, command)))
     return results
 
@@ -162,7 +162,7 @@ def _workspace(container: devcontainer_cli.DevContainer, account: pwd.struct_pas
         f"if command -v git >/dev/null; then git init -q . && git add probe.txt && {GIT} commit -qm probe "
         "&& echo COMMITTED; fi; id -u")
     if code != 0:
-        return False, "creating, editing or committing a file in the workspace failed: " + _describe(code, out, 300)
+        return False, "creating, editing or committing a file in the workspace failed: " + describe(code, out, 300)
     probe = container.workspace / "probe.txt"
     owner = probe.stat().st_uid
     if owner != account.pw_uid:
@@ -214,13 +214,13 @@ def _inner_engine(container: devcontainer_cli.DevContainer, emulated: bool) -> t
             "docker run --rm hjk-smoke-inner:made /bin/sh -c 'echo inner-ok'")
     code, out = container.shell(made, timeout=300)
     if code != 0 or "inner-ok" not in out:
-        return False, "the inner engine could not run a container: " + _describe(code, out, 300)
+        return False, "the inner engine could not run a container: " + describe(code, out, 300)
     return True, "docker info answered; a container made inside printed inner-ok"
 
 
 def _tool(container: devcontainer_cli.DevContainer, command: str) -> tuple[bool, str]:
     code, out = container.exec(shlex.split(command), timeout=600)
     if code != 0:
-        return False, _describe(code, out, 600)
+        return False, describe(code, out, 600)
     lines = out.strip().splitlines()
     return True, lines[-1][:200] if lines else ""
