@@ -267,11 +267,7 @@ def publish(
     with state.exclusive("publish", wait=False):
         plans = publish_stage.plan_publish(record, results, declared, settings.config.tags, version,
                                            dt.datetime.now(dt.UTC).date(), request.force)
-        over = budget.over_budget(settings, variants, record, set(declared))
-        if over and not request.allow_over_budget:
-            raise FactoryError("over budget, nothing published:\n  " + "\n  ".join(map(str, over)))
-        for overrun in over:
-            observer.note(f"[yellow]allowed over budget: {overrun}[/]")
+        over = _within_budget(settings, variants, record, set(declared), request.allow_over_budget, observer)
         agents = _agents_feature(settings, variants, record.repository, set(declared))
         if agents is not None:  # a version published with other files, or no CLI to publish it, stops it here
             made, repository = agents
@@ -304,6 +300,17 @@ def publish(
     moved = sum(len(v.moved) for v in release.variants)
     observer.stage("publish", f"{len(plans)} variant(s), {moved} tags moved")
     return release
+
+
+def _within_budget(settings: Settings, variants: VariantSet, record: BuildRecord, names: set[str],
+                   allowed: bool, observer: Observer) -> list[budget.Overrun]:
+    """The size budgets' overruns of NAMES: none may pass unless ALLOWED, and then each is told."""
+    over = budget.over_budget(settings, variants, record, names)
+    if over and not allowed:
+        raise FactoryError("over budget, nothing published:\n  " + "\n  ".join(map(str, over)))
+    for overrun in over:
+        observer.note(f"[yellow]allowed over budget: {overrun}[/]")
+    return over
 
 
 def _sign_and_attest(

@@ -109,6 +109,18 @@ def lint(
     )
     if proc.returncode != 0:
         findings.append(Finding("yamllint", "variant files", proc.stdout + proc.stderr))
+    findings += _shellcheck_findings(settings, generated_scripts or {})
+    targets = makefile_targets(settings.project_dir / "Makefile")
+    for workflow in sorted((settings.project_dir / ".github" / "workflows").glob("*.yml")):
+        problems = check_workflow(workflow, cli, targets)
+        if problems:
+            findings.append(Finding("workflow commands", workflow.name, "\n".join(map(str, problems))))
+    return findings
+
+
+def _shellcheck_findings(settings: Settings, generated_scripts: dict[str, str]) -> list[Finding]:
+    """shellcheck on the helper scripts of dockerfiles/files and on GENERATED_SCRIPTS (name -> text)."""
+    findings: list[Finding] = []
     scripts = [p for p in sorted((settings.templates_dir / "files").rglob("*"))
                if p.is_file() and p.read_bytes().startswith(b"#!")]
     if scripts:
@@ -116,7 +128,7 @@ def lint(
         proc = tools.run([shellcheck, "--format", "gcc", *map(str, scripts)], check=False)
         if proc.returncode != 0:
             findings.append(Finding("shellcheck", "helper scripts in dockerfiles/files", proc.stdout + proc.stderr))
-    for name, text in (generated_scripts or {}).items():
+    for name, text in generated_scripts.items():
         shellcheck = tools.require("shellcheck", "install shellcheck (`make setup`)")
         with tempfile.TemporaryDirectory() as tmp:
             script = Path(tmp) / "script"
@@ -124,9 +136,4 @@ def lint(
             proc = tools.run([shellcheck, "--format", "gcc", str(script)], check=False)
         if proc.returncode != 0:
             findings.append(Finding("shellcheck", name, (proc.stdout + proc.stderr).replace(str(script), name)))
-    targets = makefile_targets(settings.project_dir / "Makefile")
-    for workflow in sorted((settings.project_dir / ".github" / "workflows").glob("*.yml")):
-        problems = check_workflow(workflow, cli, targets)
-        if problems:
-            findings.append(Finding("workflow commands", workflow.name, "\n".join(map(str, problems))))
     return findings
