@@ -9,9 +9,13 @@ agents (the real agents are the e2e tier's), with a setting file and a variable 
 
 from __future__ import annotations
 
+import fcntl
 import json
 import subprocess
+import tempfile
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,6 +71,22 @@ def trusting_this_host(image: str, platform: str, registry: str, user: str = "de
     return tag
 
 
+FEATURE_BUILDS_LOCK = Path(tempfile.gettempdir()) / "hjk-tests-feature-builds.lock"
+
+
+@contextmanager
+def one_feature_build_at_a_time() -> Iterator[None]:
+    """Without BuildKit the CLI passes a Feature's files to its build as an image with one fixed
+    name (dev_container_feature_content_temp), so two Feature builds on one engine, from two
+    test sessions at once, can each install the other's Feature. A host-wide lock keeps them apart."""
+    with FEATURE_BUILDS_LOCK.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def up(image: str, feature: str, folder: Path, label: str, user: str = "developer") -> tuple[str, str]:
     """`devcontainer up` of a project whose devcontainer.json takes IMAGE and FEATURE; returns
     the container id and everything the CLI printed. `--buildkit never`: this host's engine
@@ -75,8 +95,9 @@ def up(image: str, feature: str, folder: Path, label: str, user: str = "develope
     (folder / ".devcontainer" / "devcontainer.json").write_text(json.dumps(
         {"image": image, "remoteUser": user, "features": {feature: {}}}))
     argv = cli.up_argv(cli.cli_path(PROJECT_DIR), folder, [label], None, ["--buildkit", "never"])
-    proc = subprocess.run(cli.with_tmpdir(cli.private_tmp(folder, None), argv),
-                          capture_output=True, text=True, check=False, timeout=1200)
+    with one_feature_build_at_a_time():
+        proc = subprocess.run(cli.with_tmpdir(cli.private_tmp(folder, None), argv),
+                              capture_output=True, text=True, check=False, timeout=1200)
     said = proc.stdout + proc.stderr
     outcome = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
     assert outcome.get("outcome") == "success", said[-3000:]
