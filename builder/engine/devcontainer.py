@@ -8,9 +8,11 @@ image, as a new user's would. Every container the CLI starts carries our id labe
 image the CLI built.
 
 Each workspace's CLI runs get their own TMPDIR (`private_tmp`): the CLI writes its uid-remap
-Dockerfile and Feature builds under $TMPDIR/devcontainercli-<user>, named by the millisecond,
-so two `up`s started together by one user race there (`rename ... ENOENT`) or take each
-other's Feature files.
+Dockerfile and Feature build folders under $TMPDIR/devcontainercli-<user>, named by the
+millisecond, so two `up`s started together by one user race there (`rename ... ENOENT`).
+One thing TMPDIR can't part: without BuildKit, a Feature's files reach its build as an image
+of one fixed name (dev_container_feature_content_temp), so Feature builds on one engine must
+not overlap (the tests hold a host-wide lock for them).
 """
 
 from __future__ import annotations
