@@ -187,10 +187,9 @@ def made_images(started_from: Iterable[str]) -> list[str]:
     the CLI built first, and removing only the one a container ran would leave the other."""
     made: list[str] = []
     for image in started_from:
-        if not image.startswith("vsc-"):
-            continue
-        chain = [image, image.removesuffix("-uid")]
-        made += [name for name in dict.fromkeys(chain) if name not in made]
+        for name in (image, image.removesuffix("-uid")) if image.startswith("vsc-") else ():
+            if name not in made:
+                made.append(name)
     return made
 
 
